@@ -1,0 +1,158 @@
+"""Batched one-step snippet inference (SPEC §3.5) and the shared UNet + DDIM step."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from .batching import run_in_batches
+from .errors import InvalidInput, NumericalError
+from .frames import crop_to
+from .hooks import NO_HOOKS, Hooks
+from .latents import decode_depth
+from .noise import check_noise
+from .types import DepthModel, EncodedFrames, SnippetDepths, SnippetPlan
+
+logger = logging.getLogger(__name__)
+
+
+def storage_dtype_for(model_dtype: torch.dtype) -> torch.dtype:
+    """Host dtype of snippet depths: float32 for fp32 runs, else float16 (half the memory)."""
+    return torch.float32 if model_dtype == torch.float32 else torch.float16
+
+
+@torch.no_grad()
+def denoise_step(
+    model: DepthModel,
+    scheduler,
+    rgb_latents: Tensor,
+    depth_latents: Tensor,
+    timestep: int,
+    num_frames: int,
+) -> Tensor:
+    """One UNet call and one DDIM step for a batch of snippets.
+
+    Args:
+        model: the checkpoint (cross-frame attention installed).
+        scheduler: a `DDIMScheduler` with timesteps set.
+        rgb_latents: `(s n) 4 h w` on the model's device and dtype.
+        depth_latents: `(s n) 4 h w`, the current (noisy) depth latents.
+        timestep: the current timestep.
+        num_frames: `n`, frames per snippet; frames of a snippet attend to each other.
+
+    Returns:
+        `(s n) 4 h w`, the depth latents after `scheduler.step`.
+    """
+    sample = torch.cat([rgb_latents, depth_latents], dim=1)  # (s n) 8 h w
+    t = torch.tensor(timestep, device=sample.device)
+    velocity = model.unet(
+        sample, t, encoder_hidden_states=model.empty_text_embed,
+        cross_attention_kwargs={"num_frames": num_frames},
+    ).sample  # (s n) 4 h w
+    return scheduler.step(velocity, timestep, depth_latents).prev_sample
+
+
+def decode_to_host(
+    model: DepthModel, latents: Tensor, size: tuple[int, int], batch_size: int,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Decode `b 4 h w` latents, ``batch_size`` per VAE call; `b H W` on the host, cropped."""
+    out = [
+        crop_to(decode_depth(model.vae, latents[i : i + batch_size]), size).to("cpu", dtype)
+        for i in range(0, latents.shape[0], batch_size)
+    ]
+    return torch.cat(out)
+
+
+def check_plan_matches(plan: SnippetPlan, num_frames: int, what: str) -> None:
+    """Raise ``InvalidInput`` when a plan was made for another number of frames."""
+    if plan.num_frames != num_frames:
+        raise InvalidInput(
+            f"The snippet plan is for {plan.num_frames} frames but {what} has {num_frames}. "
+            "Make the plan from the same video."
+        )
+
+
+@torch.no_grad()
+def denoise_snippets(
+    model: DepthModel,
+    encoded: EncodedFrames,
+    plan: SnippetPlan,
+    noise: Tensor,
+    snippets_per_batch: int = 8,
+    decode_batch_size: int = 8,
+    hooks: Hooks = NO_HOOKS,
+) -> SnippetDepths:
+    """Initial depth of every snippet: one denoising step from the shared noise, decoded.
+
+    Many snippets go through the UNet together (``snippets_per_batch``); results equal the
+    one-at-a-time reference within float rounding. On out-of-memory the batch is halved and
+    retried. Depths are moved to the host in a compact dtype as soon as they are decoded, so
+    accelerator memory does not grow with the clip.
+
+    Args:
+        model: the checkpoint.
+        encoded: RGB latents of the clip (`encode_frames`).
+        plan: which frames form each snippet (`plan_snippets`), for the same clip.
+        noise: `1 4 h w`, the shared noise (`make_noise`).
+        snippets_per_batch: snippets per UNet call.
+        decode_batch_size: frames per VAE decoder call.
+        hooks: progress per snippet, cancel between batches.
+
+    Returns:
+        `SnippetDepths`, per group `s n H W` at processing size.
+    """
+    check_plan_matches(plan, encoded.num_frames, "the encoded video")
+    latent_size = tuple(encoded.latents.shape[-2:])
+    noise = check_noise(noise, latent_size)
+    device, dtype = model.device, model.dtype
+    scheduler = model.make_scheduler()
+    scheduler.set_timesteps(1)
+    timestep = int(scheduler.timesteps[0])
+    noise_on_device = noise.to(device, dtype)
+    store = storage_dtype_for(dtype)
+    height, width = encoded.size
+    total, done = plan.num_snippets, 0
+    depths = []
+    for group in plan.groups:
+        n = group.snippet_length
+        out = torch.empty(group.num_snippets, n, height, width, dtype=store)
+
+        def work(start: int, stop: int, indices=group.indices, out=out, n=n) -> None:
+            frames = indices[start:stop].flatten()  # (b n)
+            rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
+            start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)
+            latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
+            depth = decode_to_host(model, latents, (height, width), decode_batch_size, store)
+            out[start:stop] = rearrange(depth, "(b n) H W -> b n H W", n=n)
+
+        run_in_batches(
+            group.num_snippets, snippets_per_batch, work, device, hooks, "snippets",
+            progress_offset=done, progress_total=total,
+        )
+        done += group.num_snippets
+        check_finite_depth(out, group.indices, f"snippet depths (dilation {group.dilation})", dtype)
+        depths.append(out)
+    return SnippetDepths(plan=plan, depths=tuple(depths), encoded=encoded, noise=noise)
+
+
+def check_finite_depth(depth: Tensor, frame_of: Tensor | None, what: str, dtype: torch.dtype) -> None:
+    """Raise ``NumericalError`` naming the frames whose depth holds NaN or inf.
+
+    Args:
+        depth: `... H W` with leading dims matching ``frame_of`` (or `N H W`).
+        frame_of: frame index of each leading entry, or None when the first dim is frames.
+    """
+    bad = ~torch.isfinite(depth.flatten(-2)).all(-1)
+    if not bool(bad.any()):
+        return
+    frames = frame_of[bad] if frame_of is not None else bad.nonzero().flatten()
+    frames = sorted(set(frames.flatten().tolist()))
+    name = str(dtype).replace("torch.", "")
+    raise NumericalError(
+        f"NaN or infinite values in {what} at frames {frames[:10]}{' ...' if len(frames) > 10 else ''} "
+        f"(dtype {name}). Try dtype fp32 (or bf16) or the 'paper' preset."
+    )

@@ -1,0 +1,56 @@
+"""The one place that asks a device about its memory (everything else is device-agnostic)."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator out-of-memory error (CUDA, MPS, XPU...)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def empty_cache(device: torch.device | str) -> None:
+    """Give cached, unused accelerator memory back after an out-of-memory error."""
+    device = torch.device(device)
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def free_memory(device: torch.device | str) -> int | None:
+    """Bytes the process can still allocate on ``device`` (None when unknown, e.g. CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        reserved_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + reserved_unused)
+    return None
+
+
+def peak_memory(device: torch.device | str) -> int | None:
+    """Peak bytes allocated on ``device`` since the last `reset_peak_memory` (None on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated(device))
+    return None
+
+
+def reset_peak_memory(device: torch.device | str) -> None:
+    """Start a new peak-memory measurement on ``device`` (no-op on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued work on ``device`` (for timings)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)

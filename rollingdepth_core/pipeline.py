@@ -1,0 +1,135 @@
+"""The whole method, end to end: frames -> snippets -> co-alignment -> refinement."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from .coalign import CoalignSettings, coalign_depth
+from .denoise import denoise_snippets
+from .encode import encode_frames
+from .frames import check_frames, resize_depth
+from .hooks import NO_HOOKS, Hooks
+from .noise import check_noise, make_noise
+from .presets import Preset, check_dilations
+from .refine import refine_depth
+from .snippets import plan_snippets
+from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("encode", "denoise", "coalign", "refine")
+
+
+def _no_stage_hooks(stage: str) -> Hooks:
+    return NO_HOOKS
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """Everything one end-to-end run produced.
+
+    Attributes:
+        depth: the final depth video (`N H W` inverse depth; input size if restored).
+        coaligned: the co-aligned video before refinement (processing size, -1..1).
+        snippets: the snippet depths.
+        alignment: the co-alignment parameters.
+        timings: seconds per stage.
+    """
+
+    depth: DepthVideo
+    coaligned: DepthVideo
+    snippets: SnippetDepths
+    alignment: Alignment
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def estimate_depth(
+    model: DepthModel,
+    frames: Tensor,
+    settings: Preset,
+    seed: int = 0,
+    noise: Tensor | None = None,
+    coalign_method: str = "reference",
+    coalign_settings: CoalignSettings = CoalignSettings(),
+    snippets_per_batch: int = 8,
+    vae_batch_size: int = 4,
+    restore_size: bool = False,
+    hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
+) -> DepthResult:
+    """Depth of a whole clip with RollingDepth.
+
+    Args:
+        model: the loaded checkpoint (its dtype is used; ``settings.dtype`` matters when
+            loading).
+        frames: `N 3 H W` RGB in -1..1.
+        settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`).
+        seed: seed of the shared noise (ignored when ``noise`` is given).
+        noise: explicit `1 4 h w` noise instead of a seed.
+        coalign_method: co-alignment solver name.
+        coalign_settings: co-alignment settings.
+        snippets_per_batch: snippets per UNet call.
+        vae_batch_size: frames per VAE call.
+        restore_size: return depth at the input size instead of the processing size.
+        hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
+
+    Returns:
+        `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
+    """
+    check_frames(frames)
+    check_dilations(settings.dilations)
+    timings: dict[str, float] = {}
+    plan = plan_snippets(
+        frames.shape[0], settings.dilations, settings.snippet_length, settings.cap_dilation
+    )
+    logger.info("Snippet plan: %s", plan.describe().replace("\n", ";"))
+
+    tic = time.perf_counter()
+    encoded = encode_frames(
+        model, frames, settings.processing_resolution, vae_batch_size, hooks_for("encode")
+    )
+    timings["encode"] = time.perf_counter() - tic
+    latent_size = tuple(encoded.latents.shape[-2:])
+    noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
+    logger.info(
+        "Encoded %d frames at %dx%d.", encoded.num_frames, encoded.size[1], encoded.size[0]
+    )
+
+    tic = time.perf_counter()
+    snippets = denoise_snippets(
+        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, hooks_for("denoise")
+    )
+    timings["denoise"] = time.perf_counter() - tic
+    logger.info("Predicted %d snippets.", plan.num_snippets)
+
+    tic = time.perf_counter()
+    coaligned, alignment = coalign_depth(
+        snippets, coalign_method, coalign_settings, hooks_for("coalign")
+    )
+    timings["coalign"] = time.perf_counter() - tic
+
+    depth = coaligned
+    if settings.refine_steps > 0:
+        tic = time.perf_counter()
+        refined = refine_depth(
+            model, encoded, coaligned.inverse_depth, noise, settings.refine_steps,
+            settings.refine_start_dilation, settings.refine_snippet_length,
+            settings.cap_dilation, snippets_per_batch, vae_batch_size, hooks_for("refine"),
+        )
+        timings["refine"] = time.perf_counter() - tic
+        depth = DepthVideo(inverse_depth=refined, encoded=encoded, noise=noise)
+        logger.info("Refined with %d steps.", settings.refine_steps)
+    if restore_size and depth.size != encoded.input_size:
+        depth = DepthVideo(
+            inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
+            encoded=None, noise=noise,
+        )
+    return DepthResult(
+        depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,
+        timings=timings,
+    )
+

@@ -1,0 +1,175 @@
+"""Coarse-to-fine refinement of a co-aligned depth video (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+from .batching import run_in_batches
+from .denoise import check_finite_depth, decode_to_host, denoise_step
+from .errors import InvalidInput, InvalidSettings
+from .frames import check_finite, pad_to_multiple
+from .hooks import NO_HOOKS, Hooks
+from .latents import encode_depth
+from .noise import check_noise
+from .snippets import effective_snippet_length, refine_dilations, snippet_indices
+from .types import DepthModel, EncodedFrames
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_depth(depth: Tensor) -> Tensor:
+    """Min-max normalise a whole clip to -1..1 (one min and max over all frames).
+
+    Args:
+        depth: `N H W`.
+
+    Returns:
+        `N H W` float32 in -1..1 (all zeros for a constant clip).
+    """
+    depth = depth.float()
+    shifted = depth - depth.min()
+    top = shifted.max()
+    if float(top) == 0.0:
+        return torch.zeros_like(depth)
+    return shifted / top * 2.0 - 1.0
+
+
+def refine_timesteps(scheduler, num_steps: int) -> list[int]:
+    """Timesteps of refinement: the second half of `set_timesteps(2 K)` (SPEC §5.2)."""
+    total = 2 * num_steps
+    limit = scheduler.config.num_train_timesteps
+    if total > limit:
+        raise InvalidSettings(
+            f"refine steps must be at most {limit // 2}; got {num_steps}."
+        )
+    scheduler.set_timesteps(total)
+    return [int(t) for t in scheduler.timesteps[num_steps:]]
+
+
+@torch.no_grad()
+def refine_latents(
+    model: DepthModel,
+    rgb_latents: Tensor,
+    depth_latents: Tensor,
+    noise: Tensor,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    snippets_per_batch: int = 8,
+    hooks: Hooks = NO_HOOKS,
+) -> Tensor:
+    """Refinement in latent space: noise to about T/2, then K coarse-to-fine DDIM steps.
+
+    In each step every snippet is denoised from the previous step's latents; a frame's new
+    latent is the mean over the snippets that contain it.
+
+    Args:
+        model: the checkpoint.
+        rgb_latents: `N 4 h w` (host or device).
+        depth_latents: `N 4 h w`, the encoded co-aligned depth.
+        noise: `1 4 h w`, the shared noise of the run.
+        num_steps: `K` >= 1.
+        start_dilation: dilation of the first step (capped like snippet dilations).
+        snippet_length: frames per refinement snippet.
+        cap_dilation: cap the start dilation to the clip.
+        snippets_per_batch: snippets per UNet call.
+        hooks: progress per snippet over all steps, cancel between batches.
+
+    Returns:
+        `N 4 h w` float32 refined latents, on the host.
+    """
+    if num_steps < 1:
+        raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
+    num_frames = int(rgb_latents.shape[0])
+    device, dtype = model.device, model.dtype
+    scheduler = model.make_scheduler()
+    timesteps = refine_timesteps(scheduler, num_steps)
+    length = effective_snippet_length(num_frames, snippet_length)
+    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
+    plans = [snippet_indices(num_frames, length, d) for d in dilations]
+    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
+
+    noise = noise.to(device, dtype)
+    latents = scheduler.add_noise(
+        depth_latents.to(device, dtype), noise.expand(num_frames, -1, -1, -1),
+        torch.tensor(timesteps[0]),
+    ).float().cpu()  # N 4 h w
+    total, done = sum(p.shape[0] for p in plans), 0
+    for timestep, indices in zip(timesteps, plans, strict=False):
+        old = latents
+        summed = torch.zeros_like(old)
+        count = torch.zeros(num_frames, dtype=torch.float32)
+
+        def work(start: int, stop: int, indices=indices, old=old, summed=summed, count=count,
+                 timestep=timestep) -> None:
+            frames = indices[start:stop].flatten()  # (b n)
+            rgb = rgb_latents[frames].to(device, dtype)
+            current = old[frames].to(device, dtype)
+            new = denoise_step(model, scheduler, rgb, current, timestep, length)
+            summed.index_add_(0, frames, new.float().cpu())
+            count.index_add_(0, frames, torch.ones(frames.shape[0]))
+
+        run_in_batches(
+            indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+            progress_offset=done, progress_total=total,
+        )
+        done += indices.shape[0]
+        latents = summed / count[:, None, None, None]
+    return latents
+
+
+@torch.no_grad()
+def refine_depth(
+    model: DepthModel,
+    encoded: EncodedFrames,
+    depth: Tensor,
+    noise: Tensor,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    snippets_per_batch: int = 8,
+    vae_batch_size: int = 4,
+    hooks: Hooks = NO_HOOKS,
+) -> Tensor:
+    """Refine a depth video with the diffusion model (SPEC §5).
+
+    The depth is min-max normalised to -1..1 over the clip first (a no-op for co-aligned
+    depth), so any inverse-depth video can be refined.
+
+    Args:
+        model: the checkpoint.
+        encoded: RGB latents of the same clip at the same processing size.
+        depth: `N H W` inverse depth at ``encoded.size`` (larger = nearer).
+        noise: `1 4 h w`, the shared noise.
+        num_steps: refinement steps `K` >= 1.
+        start_dilation, snippet_length, cap_dilation: the coarse-to-fine schedule.
+        snippets_per_batch: snippets per UNet call.
+        vae_batch_size: frames per VAE call.
+        hooks: progress per snippet, cancel between batches.
+
+    Returns:
+        `N H W` float32 refined inverse depth, not normalised (roughly -1..1).
+    """
+    if depth.ndim != 3:
+        raise InvalidInput(f"depth must be `N H W`; got shape {tuple(depth.shape)}.")
+    if depth.shape[0] != encoded.num_frames or tuple(depth.shape[-2:]) != encoded.size:
+        raise InvalidInput(
+            f"depth is {tuple(depth.shape)} but the frames were encoded as "
+            f"{encoded.num_frames} x {encoded.size}. Resize the depth to the processing size."
+        )
+    check_finite(depth[:, None], "depth")
+    noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
+    padded = pad_to_multiple(normalize_depth(depth)[:, None])[:, 0]  # N H' W'
+    depth_latents = encode_depth(model.vae, padded, vae_batch_size, out_device="cpu")
+    latents = refine_latents(
+        model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
+        snippet_length, cap_dilation, snippets_per_batch, hooks,
+    )
+    refined = decode_to_host(model, latents, encoded.size, vae_batch_size, torch.float32)
+    check_finite_depth(refined, None, "refined depth", model.dtype)
+    return refined

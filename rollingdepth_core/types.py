@@ -1,0 +1,209 @@
+"""Typed values that the stages hand to each other.
+
+Each is a frozen dataclass: a stage never changes its input, it returns a new value
+(ComfyUI caches outputs and hands the same object to every consumer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class DepthModel:
+    """A loaded RollingDepth checkpoint (a resource: `to()` moves its weights in place).
+
+    Attributes:
+        unet: `UNet2DConditionModel` (8 input channels) with cross-frame attention installed.
+        vae: `AutoencoderKL`.
+        scheduler_config: the checkpoint's `DDIMScheduler` config; `make_scheduler()` builds
+            a fresh scheduler from it (schedulers keep state, so stages never share one).
+        empty_text_embed: `1 t c`, the embedding of the empty prompt.
+        dtype: compute dtype of unet and vae.
+        source: where the weights came from (folder or repo id), for messages.
+    """
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler_config: dict
+    empty_text_embed: Tensor
+    dtype: torch.dtype
+    source: str = ""
+
+    @property
+    def device(self) -> torch.device:
+        """The device the UNet currently lives on."""
+        return next(self.unet.parameters()).device
+
+    def make_scheduler(self):
+        """A new `DDIMScheduler` built from the checkpoint's config."""
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(self.scheduler_config)
+
+    def to(self, device: torch.device | str) -> DepthModel:
+        """Move unet, vae and the text embedding to ``device`` (in place) and return self."""
+        self.unet.to(device)
+        self.vae.to(device)
+        self.empty_text_embed = self.empty_text_embed.to(device)
+        return self
+
+
+@dataclass(frozen=True)
+class SnippetGroup:
+    """All snippets of one dilation.
+
+    Attributes:
+        dilation: effective frame spacing `g` (after capping).
+        requested_dilation: the dilation asked for.
+        indices: `s n` int64, frame indices of each snippet (`s + g * arange(n)`).
+    """
+
+    dilation: int
+    requested_dilation: int
+    indices: Tensor
+
+    @property
+    def num_snippets(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def snippet_length(self) -> int:
+        return int(self.indices.shape[1])
+
+
+@dataclass(frozen=True)
+class SnippetPlan:
+    """Which frames go into which snippet, for every dilation group.
+
+    Attributes:
+        num_frames: `N`, frames in the clip.
+        snippet_length: `n`, frames per snippet (shorter than asked on very short clips).
+        groups: one `SnippetGroup` per effective dilation, in the order asked.
+    """
+
+    num_frames: int
+    snippet_length: int
+    groups: tuple[SnippetGroup, ...]
+
+    @property
+    def num_snippets(self) -> int:
+        return sum(g.num_snippets for g in self.groups)
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        return tuple(g.dilation for g in self.groups)
+
+    def describe(self) -> str:
+        """One line per group: dilation, number of snippets, first snippets' frames."""
+        lines = [
+            f"{self.num_frames} frames, snippets of {self.snippet_length}, "
+            f"{self.num_snippets} snippets"
+        ]
+        for g in self.groups:
+            capped = (
+                f" (asked {g.requested_dilation})" if g.requested_dilation != g.dilation else ""
+            )
+            first = ", ".join(str(tuple(row.tolist())) for row in g.indices[:3])
+            more = ", ..." if g.num_snippets > 3 else ""
+            lines.append(
+                f"  dilation {g.dilation}{capped}: {g.num_snippets} snippets: {first}{more}"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """RGB latents of a clip at processing size, kept for snippet inference and refinement.
+
+    Attributes:
+        latents: `N 4 h w`, VAE posterior mean x scaling factor, of the padded frames.
+        size: `(H, W)` processing size, before padding to a multiple of 8.
+        input_size: `(H0, W0)` size of the frames handed in.
+        fingerprint: cheap summary of the source frames, to recognise them later.
+    """
+
+    latents: Tensor
+    size: tuple[int, int]
+    input_size: tuple[int, int]
+    fingerprint: tuple = ()
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.latents.shape[0])
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return (int(self.latents.shape[-2]) * 8, int(self.latents.shape[-1]) * 8)
+
+
+@dataclass(frozen=True)
+class SnippetDepths:
+    """Depth of every snippet, as decoded by the VAE (model units, roughly -1..1).
+
+    Attributes:
+        plan: the snippet plan these depths follow.
+        depths: per group `s n H W`, at processing size (padding removed), on the host in a
+            compact dtype (fp16 unless the model ran in fp32).
+        encoded: the RGB latents the snippets came from (reused by refinement), or None.
+        noise: `1 4 h w` float32, the shared noise (reused by refinement), or None.
+    """
+
+    plan: SnippetPlan
+    depths: tuple[Tensor, ...]
+    encoded: EncodedFrames | None = None
+    noise: Tensor | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.depths[0].shape[-2]), int(self.depths[0].shape[-1]))
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Per-snippet affine parameters found by co-alignment.
+
+    The aligned prediction of snippet `k` is `scales[k] * (d - offset) + shifts[k]`.
+
+    Attributes:
+        scales: per group `s` float32.
+        shifts: per group `s` float32.
+        offset: the global minimum subtracted from every snippet before alignment.
+        objective: value of the co-alignment objective at the returned parameters.
+        method: which solver produced it.
+        loss_history: objective per iteration (reference solver), or None.
+    """
+
+    scales: tuple[Tensor, ...]
+    shifts: tuple[Tensor, ...]
+    offset: float
+    objective: float
+    method: str
+    loss_history: Tensor | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DepthVideo:
+    """A depth video: affine-invariant inverse depth (larger = nearer).
+
+    Attributes:
+        inverse_depth: `N H W` float32 on the host.
+        encoded: RGB latents of the frames it was predicted from (lets refinement skip
+            re-encoding), or None.
+        noise: `1 4 h w` the shared noise of the run, or None.
+    """
+
+    inverse_depth: Tensor
+    encoded: EncodedFrames | None = None
+    noise: Tensor | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.inverse_depth.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.inverse_depth.shape[-2]), int(self.inverse_depth.shape[-1]))
