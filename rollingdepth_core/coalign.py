@@ -315,6 +315,6 @@ def coalign_depth(
     alignment = coalign(snippets, method, settings, hooks)
     merged = merge_aligned(snippets, alignment)
     video = DepthVideo(
-        inverse_depth=normalize_depth(merged), encoded=snippets.encoded, noise=snippets.noise
+        inverse_depth=normalize_depth(merged), encoded=snippets.encoded
     )
     return video, alignment

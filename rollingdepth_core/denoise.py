@@ -156,3 +156,43 @@ def check_finite_depth(depth: Tensor, frame_of: Tensor | None, what: str, dtype:
         f"NaN or infinite values in {what} at frames {frames[:10]}{' ...' if len(frames) > 10 else ''} "
         f"(dtype {name}). Try dtype fp32 (or bf16) or the 'paper' preset."
     )
+
+
+def predict_snippets(
+    model: DepthModel,
+    frames: Tensor,
+    plan: SnippetPlan,
+    processing_resolution: int = 768,
+    seed: int = 0,
+    noise: Tensor | None = None,
+    snippets_per_batch: int = 8,
+    vae_batch_size: int = 4,
+    hooks: Hooks = NO_HOOKS,
+) -> SnippetDepths:
+    """Encode a clip and denoise every snippet of ``plan`` (one call for a graph node).
+
+    Progress counts frames encoded plus snippets denoised.
+
+    Args:
+        frames: `N 3 H W` RGB in -1..1.
+        plan: snippet plan for the same `N`.
+        processing_resolution: longest side to process at (0 keeps the input size).
+        seed: seed of the shared noise; ``noise`` overrides it.
+
+    Returns:
+        `SnippetDepths` (carrying the RGB latents and noise for refinement).
+    """
+    from .encode import encode_frames
+    from .noise import make_noise
+
+    check_plan_matches(plan, int(frames.shape[0]), "the video")
+    total = int(frames.shape[0]) + plan.num_snippets
+    encode_hooks = Hooks(lambda done, _: hooks.progress(done, total), hooks.check_cancel)
+    encoded = encode_frames(model, frames, processing_resolution, vae_batch_size, encode_hooks)
+    latent_size = tuple(encoded.latents.shape[-2:])
+    noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
+    offset = encoded.num_frames
+    denoise_hooks = Hooks(lambda done, _: hooks.progress(offset + done, total), hooks.check_cancel)
+    return denoise_snippets(
+        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, denoise_hooks
+    )

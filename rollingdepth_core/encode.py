@@ -35,6 +35,7 @@ def encode_frames(
     batch_size: int = 4,
     hooks: Hooks = NO_HOOKS,
     storage_device: torch.device | str = "cpu",
+    size: tuple[int, int] | None = None,
 ) -> EncodedFrames:
     """Resize, pad and encode a clip, a batch of frames at a time.
 
@@ -48,6 +49,7 @@ def encode_frames(
         batch_size: frames per VAE call.
         hooks: progress per frame, cancel between batches.
         storage_device: where the latents are kept (the host by default).
+        size: exact processing size `(H, W)`; overrides ``processing_resolution``.
 
     Returns:
         `EncodedFrames` with latents `N 4 h w` float32 of the padded frames.
@@ -56,10 +58,12 @@ def encode_frames(
     if int(batch_size) != batch_size or batch_size < 1:
         raise InvalidSettings(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
     input_size = (int(frames.shape[-2]), int(frames.shape[-1]))
-    size = processing_size(*input_size, processing_resolution)
-    if processing_resolution > 1024:
+    if size is None:
+        size = processing_size(*input_size, processing_resolution)
+    size = (int(size[0]), int(size[1]))
+    if max(size) > 1024:
         logger.warning(
-            "Processing at %d may give less accurate depth than at 768-1024.", processing_resolution
+            "Processing at %dx%d may give less accurate depth than at 768-1024.", size[1], size[0]
         )
     total = int(frames.shape[0])
     chunks = []

@@ -121,12 +121,12 @@ def estimate_depth(
             settings.cap_dilation, snippets_per_batch, vae_batch_size, hooks_for("refine"),
         )
         timings["refine"] = time.perf_counter() - tic
-        depth = DepthVideo(inverse_depth=refined, encoded=encoded, noise=noise)
+        depth = DepthVideo(inverse_depth=refined, encoded=encoded)
         logger.info("Refined with %d steps.", settings.refine_steps)
     if restore_size and depth.size != encoded.input_size:
         depth = DepthVideo(
             inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
-            encoded=None, noise=noise,
+            encoded=None,
         )
     return DepthResult(
         depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,

@@ -15,7 +15,7 @@ from .hooks import NO_HOOKS, Hooks
 from .latents import encode_depth
 from .noise import check_noise
 from .snippets import effective_snippet_length, refine_dilations, snippet_indices
-from .types import DepthModel, EncodedFrames
+from .types import DepthModel, DepthVideo, EncodedFrames
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +173,67 @@ def refine_depth(
     refined = decode_to_host(model, latents, encoded.size, vae_batch_size, torch.float32)
     check_finite_depth(refined, None, "refined depth", model.dtype)
     return refined
+
+
+def refine_video(
+    model: DepthModel,
+    frames: Tensor,
+    depth: DepthVideo,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    seed: int = 0,
+    noise: Tensor | None = None,
+    processing_resolution: int = 0,
+    snippets_per_batch: int = 8,
+    vae_batch_size: int = 4,
+    hooks: Hooks = NO_HOOKS,
+) -> DepthVideo:
+    """Refine any inverse-depth video of a clip (one call for a graph node).
+
+    The frames are processed at the depth's size (``processing_resolution`` 0) or at the
+    given resolution (the depth is then resized to it). The RGB latents carried by ``depth``
+    are reused when they belong to these frames at this size; otherwise the frames are
+    encoded again.
+
+    Args:
+        frames: `N 3 H0 W0` RGB in -1..1.
+        depth: inverse depth of the same `N` frames (any range; normalised to -1..1 first).
+        num_steps: refinement steps `K` >= 1.
+        seed: seed of the noise (use the snippet seed to match the reference); ``noise``
+            overrides it.
+
+    Returns:
+        Refined depth video at the processing size.
+    """
+    from .encode import encode_frames, frames_fingerprint
+    from .frames import check_frames, processing_size, resize_depth
+    from .noise import make_noise
+
+    check_frames(frames)
+    if depth.num_frames != frames.shape[0]:
+        raise InvalidInput(
+            f"The depth video has {depth.num_frames} frames but the video has {frames.shape[0]}. "
+            "Connect the frames the depth was made from."
+        )
+    if processing_resolution == 0:
+        size = depth.size
+    else:
+        size = processing_size(int(frames.shape[-2]), int(frames.shape[-1]), processing_resolution)
+    encoded = depth.encoded
+    reusable = (
+        encoded is not None and encoded.size == size
+        and encoded.fingerprint == frames_fingerprint(frames) + (size,)
+    )
+    if not reusable:
+        encoded = encode_frames(model, frames, batch_size=vae_batch_size, size=size)
+    inverse_depth = resize_depth(depth.inverse_depth.float(), size)
+    latent_size = tuple(encoded.latents.shape[-2:])
+    noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
+    refined = refine_depth(
+        model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
+        cap_dilation, snippets_per_batch, vae_batch_size, hooks,
+    )
+    return DepthVideo(inverse_depth=refined, encoded=encoded)
+

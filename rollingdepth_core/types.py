@@ -193,12 +193,10 @@ class DepthVideo:
         inverse_depth: `N H W` float32 on the host.
         encoded: RGB latents of the frames it was predicted from (lets refinement skip
             re-encoding), or None.
-        noise: `1 4 h w` the shared noise of the run, or None.
     """
 
     inverse_depth: Tensor
     encoded: EncodedFrames | None = None
-    noise: Tensor | None = None
 
     @property
     def num_frames(self) -> int:
