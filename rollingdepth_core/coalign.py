@@ -11,6 +11,7 @@ dense `rows N P` array. Snippet depths may be stored compactly (fp16) or on disk
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,11 +104,21 @@ def snippet_chunks(depth, chunk: int = READ_CHUNK):
         yield start, stop, depth[start:stop]
 
 
+def value_range(snippets: SnippetDepths) -> tuple[float, float]:
+    """Smallest and largest value over all snippets and pixels (NaN if any value is NaN)."""
+    low, high = float("inf"), float("-inf")
+    for depth in snippets.depths:
+        for _, _, values in snippet_chunks(depth):
+            chunk_low, chunk_high = torch.aminmax(values)
+            low, high = min(low, float(chunk_low)), max(high, float(chunk_high))
+            if math.isnan(float(chunk_low)) or math.isnan(float(chunk_high)):
+                return float("nan"), float("nan")
+    return low, high
+
+
 def global_minimum(snippets: SnippetDepths) -> float:
     """Smallest value over all snippets and pixels (border included), as the reference."""
-    return min(
-        float(values.min()) for depth in snippets.depths for _, _, values in snippet_chunks(depth)
-    )
+    return value_range(snippets)[0]
 
 
 def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
@@ -126,8 +137,10 @@ def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings) -> Align
 
     Reads the snippet storage in chunks, so only the subsampled pixels are held.
     """
-    check_snippet_depths(snippets)
-    offset = global_minimum(snippets)
+    check_snippet_depths(snippets, finite=False)
+    offset, top = value_range(snippets)
+    if not (math.isfinite(offset) and math.isfinite(top)):
+        check_snippet_depths(snippets)  # raises, naming the snippets
     values = tuple(
         torch.cat([
             (optimisation_pixels(chunk, settings.border, settings.subsample).float() - offset)
@@ -164,13 +177,15 @@ def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
                 f"snippet depths of dilation {group.dilation} are {tuple(depth.shape[-2:])}, "
                 f"the first group {size}; all groups must have the same H W."
             )
-        for start, _, values in snippet_chunks(depth) if finite else ():
-            if not bool(torch.isfinite(values).all()):
+    if finite and not all(math.isfinite(v) for v in value_range(snippets)):
+        for group, depth in zip(groups, snippets.depths, strict=False):
+            for start, _, values in snippet_chunks(depth):
                 bad = (~torch.isfinite(values.flatten(1)).all(1)).nonzero().flatten() + start
-                raise InvalidInput(
-                    f"snippet depths of dilation {group.dilation} contain NaN or inf "
-                    f"(snippets {bad[:10].tolist()})."
-                )
+                if bad.numel():
+                    raise InvalidInput(
+                        f"snippet depths of dilation {group.dilation} contain NaN or inf "
+                        f"(snippets {bad[:10].tolist()}). Try dtype fp32."
+                    )
 
 
 def frame_means(values: Tensor, frames: Tensor, num_frames: int) -> Tensor:

@@ -29,8 +29,18 @@ import torch
 from torch import Tensor
 
 from .coalign import AlignmentProblem, CoalignSettings, register_solver
-from .coalign_linalg import AndersonMixer, assemble, block_layout, factor_block_tridiagonal
+from .coalign_linalg import (
+    AndersonMixer,
+    BlockFactors,
+    SingularSystem,
+    add_damping,
+    assemble,
+    block_layout,
+    factor_block_tridiagonal,
+    flush_denormals,
+)
 from .coalign_slots import FrameSlots, frame_slots
+from .errors import NumericalError
 from .hooks import Hooks
 from .types import Alignment
 
@@ -57,136 +67,10 @@ class Stage:
 STAGES = (
     Stage(1e-2, 512, 20, 1e-3),
     Stage(1e-3, 512, 20, 1e-4),
-    Stage(1e-4, 0, 10, 1e-5),
+    Stage(1e-3, 0, 15, 1e-4),
 )
 ANDERSON_MEMORY = 5
-SYSTEM_DTYPE = torch.float64
-
-
-@dataclass(frozen=True)
-class Linearisation:
-    """The smoothed stationarity conditions at the current parameters.
-
-    Attributes:
-        gradient: `K 2` float64, each snippet's condition (regulariser included).
-        curvature: `K 2` float64, the regulariser's second derivatives.
-        objective: the SPEC §4 objective at these parameters, on these pixels.
-        weights: `N R P`, IRLS weights of the inverse-depth term.
-        weights_depth: `N R P`, IRLS weights of the depth term.
-        slope: `N R P`, derivative of `1 / clip(x)` at the aligned values.
-    """
-
-    gradient: Tensor
-    curvature: Tensor
-    objective: float
-    weights: Tensor
-    weights_depth: Tensor
-    slope: Tensor
-
-
-def linearise(
-    slots: FrameSlots,
-    scales: Tensor,
-    shifts: Tensor,
-    group_size: Tensor,
-    smoothing: float,
-    settings: CoalignSettings,
-    denominator: float,
-) -> Linearisation:
-    """Residuals, IRLS weights and the snippets' conditions at `(scales, shifts)`.
-
-    Args:
-        slots: frame-major predictions `N R P` (min-subtracted).
-        scales, shifts: `K` float64.
-        group_size: `K`, snippets in each snippet's group (the regulariser is a group mean).
-        smoothing: `delta`, relative to each frame's scale.
-        settings: the objective's weights.
-        denominator: the data terms' normaliser (dense array size or predictions x pixels).
-    """
-    values = slots.values
-    dtype = values.dtype
-    mask = slots.mask.to(dtype)[..., None]  # N R 1
-    aligned = (values * slots.gather(scales).to(dtype)[..., None]
-               + slots.gather(shifts).to(dtype)[..., None]) * mask  # N R P
-    counts = slots.counts.to(dtype)[:, None]
-    eps = settings.min_inverse_depth
-
-    target = aligned.sum(1) / counts  # N P
-    scale = target.abs().mean(-1).clamp(min=1e-12)  # N
-    resid = (aligned - target[:, None]) * mask
-    inverse = torch.reciprocal(aligned.clamp(min=eps)) * mask
-    target_depth = inverse.sum(1) / counts
-    scale_depth = target_depth.abs().mean(-1).clamp(min=1e-12)
-    resid_depth = (inverse - target_depth[:, None]) * mask
-    slope = -inverse.square() * (aligned > eps).to(dtype)  # d(1 / x) / dx, 0 where clipped
-
-    c1 = (1.0 / (scale * denominator))[:, None, None]
-    c2 = (settings.depth_term_weight / (scale_depth * denominator))[:, None, None]
-    data = float((resid.abs() * c1).sum(dtype=torch.float64)
-                 + (resid_depth.abs() * c2).sum(dtype=torch.float64))
-    w1 = c1 * torch.rsqrt(resid.square() + (smoothing * scale)[:, None, None].square())
-    w2 = c2 * torch.rsqrt(resid_depth.square() + (smoothing * scale_depth)[:, None, None].square())
-
-    # condition of slot r: sum_p w e d(aligned)/d(scale, shift), d/d(s, t) = (value, 1)
-    pull = w1 * resid + w2 * resid_depth * slope  # N R P
-    per_slot = torch.stack([(pull * values).sum(-1), pull.sum(-1)], -1)  # N R 2
-    gradient = slots.scatter(per_slot.to(torch.float64))  # K 2
-
-    scale_weight = settings.scale_reg_weight / group_size
-    shift_weight = settings.shift_reg_weight / group_size
-    below = torch.relu(1 - scales)
-    gradient = gradient + torch.stack([-2 * scale_weight * below, 2 * shift_weight * shifts], -1)
-    curvature = torch.stack(
-        [2 * scale_weight * (scales < 1).to(torch.float64), 2 * shift_weight], -1
-    )
-    reg = float((scale_weight * below.square()).sum() + (shift_weight * shifts.square()).sum())
-    return Linearisation(gradient, curvature, data + reg, w1, w2, slope)
-
-
-def pair_blocks(slots: FrameSlots, pair_index: Tensor, lin: Linearisation) -> Tensor:
-    """The Newton system's 2x2 blocks, one per pair of filled slots of a frame.
-
-    The condition of slot `r` is `sum_p w_r e_r d_r` with `e_r = x_r - mean_l x_l` and
-    `d = (value, 1)` (times the slope of `1 / x` for the depth term), so its derivative with
-    respect to the parameters of slot `l` is `sum_p w_r d_r (delta_rl d_l - d_l / m)`.
-
-    Args:
-        slots: frame-major predictions `N R P`.
-        pair_index: `q 3` (frame, slot r, slot l), from `newton_pairs`.
-        lin: weights and slopes from `linearise`.
-
-    Returns:
-        `q 2 2` float64.
-    """
-    values, slope = slots.values, lin.slope
-    ones = slots.mask.to(values.dtype)[..., None].expand_as(values)
-    w1, w2 = lin.weights, lin.weights_depth
-    # left/right factors, `N R 2 (2 P)`: parameter, then (inverse term | depth term) pixels
-    left = torch.cat([
-        torch.stack([w1 * values, w1], 2), torch.stack([w2 * slope * values, w2 * slope], 2)
-    ], -1)
-    right = torch.cat([
-        torch.stack([values, ones], 2), torch.stack([slope * values, slope], 2)
-    ], -1)
-    n, r = slots.mask.shape
-    gram = torch.bmm(left.flatten(1, 2), right.flatten(1, 2).transpose(1, 2))  # N (R 2) (R 2)
-    gram = gram.to(torch.float64).reshape(n, r, 2, r, 2)
-    frame, slot_r, slot_l = pair_index.unbind(1)
-    blocks = -gram[frame, slot_r, :, slot_l, :] / slots.counts[frame, None, None]
-    same = (slot_r == slot_l)[:, None, None]
-    return blocks + torch.where(same, gram[frame, slot_r, :, slot_r, :], 0.0)
-
-
-def newton_pairs(slots: FrameSlots) -> Tensor:
-    """`q 3` (frame, slot, slot) for every ordered pair of filled slots of each frame."""
-    return (slots.mask[:, :, None] & slots.mask[:, None, :]).nonzero()
-
-
-def pixel_subset(num_pixels: int, max_pixels: int) -> Tensor | None:
-    """`max_pixels` evenly spread indices into `num_pixels` (None: use all)."""
-    if max_pixels <= 0 or num_pixels <= max_pixels:
-        return None
-    return torch.linspace(0, num_pixels - 1, max_pixels).round().long().unique()
+SYSTEM_DTYPE = torch.float32
 
 
 @dataclass(frozen=True)
@@ -217,6 +101,172 @@ def stage_data(problem: AlignmentProblem, settings: CoalignSettings, max_pixels:
     )
 
 
+FRAME_CHUNK = 32  # frames processed together (bounds temporary memory)
+
+
+@dataclass(frozen=True)
+class NewtonSystem:
+    """The smoothed stationarity conditions at the current parameters, and their Jacobian.
+
+    Attributes:
+        gradient: `K 2` float64, each snippet's condition (regulariser included).
+        blocks: `q 2 2` float64, the Jacobian's snippet-pair blocks (one per row of the
+            stage's pair table), or None when not asked for.
+        curvature: `K 2` float64, the regulariser's second derivatives.
+        objective: the SPEC §4 objective at these parameters, on these pixels.
+    """
+
+    gradient: Tensor
+    blocks: Tensor | None
+    curvature: Tensor
+    objective: float
+
+
+def frame_terms(
+    values: Tensor,
+    mask: Tensor,
+    scales: Tensor,
+    shifts: Tensor,
+    smoothing: float,
+    settings: CoalignSettings,
+    denominator: float,
+    with_jacobian: bool = True,
+) -> tuple[Tensor, Tensor | None, float]:
+    """Data-term contributions of a few frames.
+
+    Per frame: target `T = mean_r x_r` and scale `mean |T|`; the same for `1 / clip(x)`.
+    Absolute values become IRLS weights `1 / sqrt(e^2 + (delta scale)^2)`. The condition of
+    slot `r` is `sum_p w_r e_r dx_r` with `dx = (value, 1)` (times the slope of `1 / x` for
+    the depth term); its derivative with respect to slot `l`'s parameters is
+    `sum_p w_r dx_r (delta_rl dx_l - dx_l / m)` (targets depend on every prediction).
+
+    Args:
+        values: `n R P` frame slots (0 where empty).
+        mask: `n R` bool, filled slots.
+        scales, shifts: `n R` per slot.
+        smoothing: `delta`.
+        settings: the objective's weights.
+        denominator: the data terms' normaliser.
+        with_jacobian: also return the Jacobian blocks.
+
+    Returns:
+        Per-slot conditions `n R 2` (float64), Jacobian `n R 2 R 2` (float64) or None, and
+        the data terms' share of the objective.
+    """
+    dtype = values.dtype
+    filled = mask.to(dtype)[..., None]  # n R 1
+    counts = filled.sum(1)  # n 1
+    aligned = values * scales.to(dtype)[..., None] + shifts.to(dtype)[..., None]  # 0 if empty
+    eps = settings.min_inverse_depth
+
+    target = aligned.sum(1) / counts  # n P
+    scale = target.abs().mean(-1).clamp(min=1e-12)[:, None, None]  # n 1 1
+    resid = (aligned - target[:, None]) * filled
+    inverse = torch.reciprocal(aligned.clamp(min=eps)) * filled
+    target_depth = inverse.sum(1) / counts
+    scale_depth = target_depth.abs().mean(-1).clamp(min=1e-12)[:, None, None]
+    resid_depth = (inverse - target_depth[:, None]) * filled
+    slope = -inverse.square() * (aligned > eps).to(dtype)  # d(1 / x) / dx, 0 where clipped
+
+    c1 = 1.0 / (scale * denominator)
+    c2 = settings.depth_term_weight / (scale_depth * denominator)
+    data = float((resid.abs() * c1).sum(dtype=torch.float64)
+                 + (resid_depth.abs() * c2).sum(dtype=torch.float64))
+    w1 = c1 * torch.rsqrt(resid.square() + (smoothing * scale).square())
+    w2 = c2 * torch.rsqrt(resid_depth.square() + (smoothing * scale_depth).square())
+    pull = w1 * resid + w2 * resid_depth * slope  # n R P
+    basis = torch.stack([values, filled.expand_as(values)], 2)  # n R 2 P: d x / d(s, t)
+    conditions = (basis * pull[:, :, None]).sum(-1).double()  # n R 2
+    if not with_jacobian:
+        return conditions, None, data
+
+    n, r = mask.shape
+    flat = basis.flatten(1, 2)  # n (R 2) P
+    basis_depth = (basis * slope[:, :, None]).flatten(1, 2)
+    gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), flat.transpose(1, 2))
+    gram += torch.bmm(basis_depth * w2.repeat_interleave(2, 1), basis_depth.transpose(1, 2))
+    gram = gram.double().reshape(n, r, 2, r, 2)
+    jacobian = -gram / counts.double()[:, :, None, None, None]
+    eye = torch.eye(r, dtype=torch.float64)[None, :, None, :, None]
+    return conditions, jacobian + eye * gram, data
+
+
+def newton_system(
+    data: StageData,
+    scales: Tensor,
+    shifts: Tensor,
+    group_size: Tensor,
+    smoothing: float,
+    settings: CoalignSettings,
+    with_jacobian: bool = True,
+) -> NewtonSystem:
+    """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks.
+
+    Args:
+        data: the stage's slots and pair table (`stage_data`).
+        scales, shifts: `K` float64.
+        group_size: `K`, snippets in each snippet's group (the regulariser is a group mean).
+        smoothing: `delta`, relative to each frame's scale.
+        settings: the objective's weights.
+        with_jacobian: also compute the Jacobian blocks.
+    """
+    slots = data.slots
+    slot_scales, slot_shifts = slots.gather(scales), slots.gather(shifts)  # N R
+    conditions, blocks, objective = [], [], 0.0
+    frame_of_pair = data.pairs[:, 0]
+    for start in range(0, slots.num_frames, FRAME_CHUNK):
+        stop = min(start + FRAME_CHUNK, slots.num_frames)
+        cond, jac, part = frame_terms(
+            slots.values[start:stop], slots.mask[start:stop], slot_scales[start:stop],
+            slot_shifts[start:stop], smoothing, settings, data.denominator, with_jacobian,
+        )
+        conditions.append(cond)
+        objective += part
+        if jac is not None:
+            lo, hi = torch.searchsorted(frame_of_pair, torch.tensor([start, stop])).tolist()
+            frame, slot_r, slot_l = data.pairs[lo:hi].unbind(1)
+            blocks.append(jac[frame - start, slot_r, :, slot_l, :])
+    gradient = slots.scatter(torch.cat(conditions))  # K 2
+
+    scale_weight = settings.scale_reg_weight / group_size
+    shift_weight = settings.shift_reg_weight / group_size
+    below = torch.relu(1 - scales)
+    gradient = gradient + torch.stack([-2 * scale_weight * below, 2 * shift_weight * shifts], -1)
+    curvature = torch.stack(
+        [2 * scale_weight * (scales < 1).to(torch.float64), 2 * shift_weight], -1
+    )
+    objective += float((scale_weight * below.square()).sum() + (shift_weight * shifts.square()).sum())
+    return NewtonSystem(
+        gradient=gradient, blocks=torch.cat(blocks) if with_jacobian else None,
+        curvature=curvature, objective=objective,
+    )
+
+
+def factor_robustly(bands: Tensor) -> BlockFactors:
+    """Factorise the Newton system; if it is singular, add growing damping until it is not."""
+    for relative in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+        try:
+            return factor_block_tridiagonal(add_damping(bands, relative) if relative else bands)
+        except SingularSystem:
+            logger.debug("singular Newton system; damping %g", relative)
+    raise NumericalError(
+        "The co-alignment Newton system stays singular; the snippet depths may be constant or "
+        "degenerate. Try method='reference'."
+    )
+
+
+def newton_pairs(slots: FrameSlots) -> Tensor:
+    """`q 3` (frame, slot, slot) for every ordered pair of filled slots of each frame."""
+    return (slots.mask[:, :, None] & slots.mask[:, None, :]).nonzero()
+
+
+def pixel_subset(num_pixels: int, max_pixels: int) -> Tensor | None:
+    """`max_pixels` evenly spread indices into `num_pixels` (None: use all)."""
+    if max_pixels <= 0 or num_pixels <= max_pixels:
+        return None
+    return torch.linspace(0, num_pixels - 1, max_pixels).round().long().unique()
+
+
 @register_solver("fast")
 def solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
     """The reference's fixed point by IRLS-Newton steps with Anderson mixing (module doc).
@@ -224,6 +274,11 @@ def solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hook
     ``settings.num_iterations`` caps the total number of iterations; progress counts
     iterations against the stages' caps; cancel is checked before every iteration.
     """
+    with flush_denormals():
+        return _solve_fast(problem, settings, hooks)
+
+
+def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
     sizes = [int(v.shape[0]) for v in problem.values]
     group_size = torch.cat([torch.full((s,), float(s), dtype=torch.float64) for s in sizes])
     num_snippets = sum(sizes)
@@ -241,16 +296,18 @@ def solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hook
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()
-            lin = linearise(data.slots, scales, shifts, group_size, stage.smoothing, settings,
-                            data.denominator)
-            blocks = pair_blocks(data.slots, data.pairs, lin)
-            factors = factor_block_tridiagonal(
-                assemble(layout, data.rows, data.cols, blocks, lin.curvature, SYSTEM_DTYPE)
-            )
-            step = layout.from_blocks(factors.solve(-layout.to_blocks(lin.gradient)))  # K 2
+            system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings)
+            factors = factor_robustly(assemble(
+                layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
+            ))
+            step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))  # K 2
             theta = torch.cat([scales, shifts])
-            theta = mixer.step(theta, theta + torch.cat([step[:, 0], step[:, 1]]))
-            scales, shifts = theta[:num_snippets], theta[num_snippets:]
+            target = theta + torch.cat([step[:, 0], step[:, 1]])
+            mixed = mixer.step(theta, target)
+            if not bool(torch.isfinite(mixed).all()):
+                mixer.reset()
+                mixed = target
+            scales, shifts = mixed[:num_snippets], mixed[num_snippets:]
             done += 1
             hooks.progress(done, total)
             if float(step.abs().max()) < stage.tolerance:
@@ -260,8 +317,8 @@ def solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hook
     final = data
     if final is None or final.slots.num_pixels != problem.num_pixels:
         final = stage_data(problem, settings, 0, torch.float32)
-    objective = linearise(final.slots, scales, shifts, group_size, STAGES[-1].smoothing,
-                          settings, final.denominator).objective
+    objective = newton_system(final, scales, shifts, group_size, STAGES[-1].smoothing, settings,
+                              with_jacobian=False).objective
     hooks.progress(total, total)
     return Alignment(
         scales=tuple(torch.split(scales.float(), sizes)),

@@ -110,6 +110,19 @@ def assemble(
     return bands
 
 
+class SingularSystem(ArithmeticError):
+    """A block of the system could not be factorised (add damping and retry)."""
+
+
+def add_damping(bands: Tensor, relative: float) -> Tensor:
+    """A copy of ``bands`` with ``relative`` x the mean absolute diagonal added to it."""
+    diag = bands[:, 1].diagonal(dim1=-2, dim2=-1)
+    level = float(diag.abs().mean()) or 1.0
+    damped = bands.clone()
+    damped[:, 1].diagonal(dim1=-2, dim2=-1).add_(relative * level)
+    return damped
+
+
 @dataclass(frozen=True)
 class BlockFactors:
     """A block-tridiagonal matrix after block elimination (see `factor_block_tridiagonal`).
@@ -147,6 +160,7 @@ def factor_block_tridiagonal(bands: Tensor) -> BlockFactors:
     Each reduced diagonal block is factorised with partial pivoting; the systems of
     co-alignment are dominated by their diagonal blocks, so no pivoting across blocks is
     needed. Factor once, then `BlockFactors.solve` costs only matrix-vector products.
+    Raises `SingularSystem` when a reduced block is singular.
     """
     nb, q = bands.shape[0], bands.shape[-1]
     lower, diag, upper = bands[:, 0], bands[:, 1], bands[:, 2]
@@ -155,7 +169,9 @@ def factor_block_tridiagonal(bands: Tensor) -> BlockFactors:
         block = diag[b]
         if b > 0:
             block = block - lower[b] @ reduced_upper[-1]
-        lu, piv = torch.linalg.lu_factor(block)
+        lu, piv, info = torch.linalg.lu_factor_ex(block)
+        if int(info) != 0 or not bool(torch.isfinite(lu).all()):
+            raise SingularSystem(f"block {b} of {nb} is singular")
         lus.append(lu)
         pivots.append(piv)
         if b < nb - 1:

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from .coalign import AlignmentProblem, CoalignSettings, objective_value, register_solver
 from .coalign_fast import pixel_subset
-from .coalign_linalg import assemble, block_layout, factor_block_tridiagonal
+from .coalign_linalg import assemble, block_layout, factor_block_tridiagonal, flush_denormals
 from .coalign_slots import FrameSlots, frame_slots
 from .hooks import Hooks
 from .types import Alignment
@@ -156,6 +156,11 @@ def solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: Ho
     returned `Alignment.objective`, the SPEC §4 objective's weights; its regulariser
     weights are not part of the robust objective.
     """
+    with flush_denormals():
+        return _solve_robust(problem, settings, hooks)
+
+
+def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
     sizes = [int(v.shape[0]) for v in problem.values]
     num_snippets = sum(sizes)
     slots = frame_slots(problem.values, problem.indices, problem.num_frames,

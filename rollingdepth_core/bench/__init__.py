@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m rollingdepth_core.bench align`` (co-alignment, see README)."""
