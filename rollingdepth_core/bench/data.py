@@ -75,8 +75,10 @@ def find_golden() -> Path | None:
 
 
 def _meta(case: Case) -> dict:
-    return {"case": asdict(case), "dilations": list(DILATIONS), "seed": SEED,
+    """What identifies a case's files (as it reads back from JSON)."""
+    meta = {"case": asdict(case), "dilations": list(DILATIONS), "seed": SEED,
             "noise": asdict(SnippetNoise()), "version": 1}
+    return json.loads(json.dumps(meta))
 
 
 def prepare_case(case: Case, cache_dir: Path) -> Path:
