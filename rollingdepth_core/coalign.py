@@ -323,7 +323,7 @@ def coalign(
 def merge_aligned(
     snippets: SnippetDepths,
     alignment: Alignment,
-    chunk: int = 1,
+    chunk: int = 4,
     hooks: Hooks = NO_HOOKS,
     out=None,
 ) -> Tensor:
@@ -331,7 +331,7 @@ def merge_aligned(
 
     Streams frame by frame: each step reads the (at most `R`) predictions of ``chunk``
     frames from their storage (fp16 tensors or `DiskTensor`s), aligns them in float32 and
-    writes their mean. Memory is the output plus a few frames.
+    writes their mean. Memory is the output plus `R x chunk` frames.
 
     Args:
         snippets: the snippet depths that were aligned.
@@ -364,12 +364,14 @@ def merge_aligned(
         hooks.check_cancel()
         stop = min(start + chunk, num_frames)
         total = torch.zeros(stop - start, height, width)
-        for frame in range(start, stop):
-            for group, local, position in table.predictions(frame):
-                value = snippets.depths[group][local, position].float() - alignment.offset
-                scale = float(alignment.scales[group][local])
-                shift = float(alignment.shifts[group][local])
-                total[frame - start] += value * scale + shift
+        for group, depth in enumerate(snippets.depths):
+            here = table.group[start:stop] == group  # b R
+            frames = here.nonzero()[:, 0]
+            local, position = table.local[start:stop][here], table.position[start:stop][here]
+            values = depth[local, position].float() - alignment.offset  # q H W
+            scales = alignment.scales[group][local].float()[:, None, None]
+            shifts = alignment.shifts[group][local].float()[:, None, None]
+            total.index_add_(0, frames, values * scales + shifts)
         out[start:stop] = total / table.counts[start:stop, None, None].float()
         hooks.progress(stop, num_frames)
     return out

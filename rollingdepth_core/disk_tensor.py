@@ -74,6 +74,7 @@ class DiskTensor:
         return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
 
     def __getitem__(self, key) -> Tensor:
+        key = _numpy_key(key)
         if self.nbytes == 0:
             return torch.empty(self.shape, dtype=self.dtype)[key]
         with open(self.path, "rb") as handle, \
@@ -84,6 +85,7 @@ class DiskTensor:
         return torch.from_numpy(out)
 
     def __setitem__(self, key, value: Tensor) -> None:
+        key = _numpy_key(key)
         if self.nbytes == 0:
             return
         data = torch.as_tensor(value).detach().to("cpu", self.dtype).numpy()
@@ -96,6 +98,15 @@ class DiskTensor:
     def float(self) -> Tensor:
         """The whole array in memory as float32 (only for arrays that fit)."""
         return self[...].float()
+
+
+def _numpy_key(key):
+    """Index tensors (advanced indexing) as numpy arrays; everything else unchanged."""
+    if isinstance(key, Tensor):
+        return key.numpy()
+    if isinstance(key, tuple):
+        return tuple(k.numpy() if isinstance(k, Tensor) else k for k in key)
+    return key
 
 
 def is_stored_on_disk(array) -> bool:

@@ -20,6 +20,8 @@ def test_round_trip_and_slicing_match_torch(tmp_path):
     for key in (slice(1, 3), (2, 1), (Ellipsis, slice(None, None, 5), slice(2, None, 3)), 4):
         assert torch.equal(store[key], data[key])
     assert torch.equal(store.float(), data.float())
+    rows, cols = torch.tensor([0, 2, 4]), torch.tensor([1, 1, 0])
+    assert torch.equal(store[rows, cols], data[rows, cols])  # advanced indexing
     store[1, 2] = torch.zeros(10, 12)
     assert float(store[1, 2].abs().max()) == 0.0 and torch.equal(store[0], data[0])
     reopened = DiskTensor(tmp_path / "a.bin", (5, 3, 10, 12), torch.float16)
