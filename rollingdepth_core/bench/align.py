@@ -63,7 +63,9 @@ def run_worker(folder: Path, method: str, storage: str, threads: int) -> dict:
         out = Path(scratch) / "result.json"
         command = [sys.executable, "-m", "rollingdepth_core.bench.worker", str(folder), method,
                    storage, str(threads), str(out)]
-        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[2])
+        environment = dict(os.environ)
+        environment.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: fair on a busy machine
+        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[2], env=environment)
         return json.loads(out.read_text())
 
 
@@ -97,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
             result["case"] = key
             results.append(result)
             logger.info("  %.2f s, AbsRel %.2f %%", result["total_s"], result["absrel"])
-    machine = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads, "
-               f"torch {torch.__version__}, Python {platform.python_version()}, {started}")
+    policy = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    machine = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads "
+               f"(OMP_WAIT_POLICY={policy}), torch {torch.__version__}, "
+               f"Python {platform.python_version()}, {started}")
     table = format_table(results, titles)
     write(table + f"\nMachine: {machine}\n")
     args.out.mkdir(parents=True, exist_ok=True)
