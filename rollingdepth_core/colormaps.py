@@ -43,7 +43,7 @@ def colormap_lut(name: str) -> Tensor:
 
 
 def normalize_for_display(
-    depth: Tensor, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
+    depth: Tensor, *, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
 ) -> Tensor:
     """Map a depth video to 0..1 with ONE range for the whole clip (no per-frame flicker).
 

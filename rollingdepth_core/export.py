@@ -89,8 +89,14 @@ def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
 
     with OpenEXR.File(str(path)) as handle:
         channels = handle.channels()
-        key = channel if channel in channels else next(iter(channels))
-        return np.asarray(channels[key].pixels, dtype=np.float32)
+        if channel in channels:
+            pixels = channels[channel].pixels
+        else:  # OpenEXR merges R, G, B (and A) into one "RGB"/"RGBA" entry on reading
+            merged = next((k for k in ("RGBA", "RGB") if k in channels and channel in k), None)
+            if merged is None:
+                raise InvalidInput(f"{path} has no channel {channel!r}; it has {sorted(channels)}.")
+            pixels = channels[merged].pixels[..., merged.index(channel)]
+        return np.asarray(pixels, dtype=np.float32)
 
 
 def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
