@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .attention import install_cross_frame_attention
+from .devices import check_device
 from .errors import CheckpointError, InvalidSettings
 from .types import DepthModel
 
@@ -287,7 +288,7 @@ def load_model(
     """
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    device = torch.device(device)
+    device = check_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     files = resolve_checkpoint(
         source, cache_dir=cache_dir, local_dir=local_dir,

@@ -184,3 +184,14 @@ def test_existing_local_dir_is_used_without_download(monkeypatch, tiny_model_cop
     monkeypatch.setattr("huggingface_hub.snapshot_download", refuse)
     files = resolve_checkpoint("prs-eth/rollingdepth-v1-0", local_dir=tiny_model_copy)
     assert files.root == tiny_model_copy
+
+
+def test_unavailable_device_is_named(tiny_model_dir):
+    if torch.cuda.is_available():
+        with pytest.raises(InvalidSettings, match="does not exist"):
+            load_model(tiny_model_dir, device="cuda:99")
+    else:
+        with pytest.raises(InvalidSettings, match="no usable CUDA GPU"):
+            load_model(tiny_model_dir, device="cuda")
+    with pytest.raises(InvalidSettings, match="Unknown device"):
+        load_model(tiny_model_dir, device="gpu0")
