@@ -96,7 +96,7 @@ def test_refine_video_any_depth(tiny_model):
     assert refined.inverse_depth.shape == (5, 10, 15) and refined.encoded.size == (10, 15)
     again = refine_video(tiny_model, frames, DepthVideo(foreign.inverse_depth * 3 - 1), num_steps=2, seed=1)
     # refinement normalises its input, so an affine change of the input changes nothing
-    torch.testing.assert_close(again.inverse_depth, refined.inverse_depth, rtol=0, atol=1e-5)
+    torch.testing.assert_close(again.inverse_depth, refined.inverse_depth, rtol=0, atol=1e-4)
     at_res = refine_video(tiny_model, frames, foreign, num_steps=1, seed=1, processing_resolution=24)
     assert at_res.inverse_depth.shape == (5, 16, 24)
 
