@@ -318,3 +318,16 @@ def coalign_depth(
         inverse_depth=normalize_depth(merged), encoded=snippets.encoded
     )
     return video, alignment
+
+
+DEFAULT_METHOD = "reference"  # keep equal to the default of `coalign` / `coalign_depth`
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names of every registered co-alignment solver, sorted (for menus and CLI choices).
+
+    Imports the solver modules first, so the list is complete without running `coalign`.
+    """
+    from . import coalign_adam  # noqa: F401  (registers the reference solver)
+
+    return tuple(sorted(SOLVERS))
