@@ -250,8 +250,12 @@ def coalign(
         raise InvalidSettings(
             f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
         )
-    problem = prepare_problem(snippets, settings)
-    alignment = SOLVERS[method](problem, settings, hooks)
+    # Solvers may use autograd; ComfyUI runs every node under torch.inference_mode(), where
+    # autograd is off and tensors made there can never join a graph. Outside it, ops on those
+    # tensors give normal ones, so the problem is prepared here too.
+    with torch.inference_mode(False), torch.enable_grad():
+        problem = prepare_problem(snippets, settings)
+        alignment = SOLVERS[method](problem, settings, hooks)
     logger.info(
         "Co-aligned %d snippets (%s): objective %.5f.",
         snippets.plan.num_snippets, method, alignment.objective,

@@ -39,6 +39,24 @@ def test_available_methods_lists_registered_solvers():
         assert inspect.signature(function).parameters["method"].default == DEFAULT_METHOD
 
 
+def test_coalign_under_inference_mode_issue3():
+    # ComfyUI runs nodes under torch.inference_mode(); the Adam solver then failed with
+    # "element 0 of tensors does not require grad" (found by the real-server harness).
+    from rollingdepth_core.coalign import CoalignSettings
+    from rollingdepth_core.types import SnippetDepths, SnippetGroup, SnippetPlan
+
+    with torch.inference_mode():
+        depths = torch.rand(4, 3, 12, 16)  # s n H W, an inference tensor like Denoise's output
+        indices = torch.arange(4)[:, None] + torch.arange(3)[None, :]
+        plan = SnippetPlan(num_frames=6, snippet_length=3, groups=(SnippetGroup(1, 1, indices),))
+        snippets = SnippetDepths(plan=plan, depths=(depths,))
+        settings = CoalignSettings(num_iterations=5, subsample=2)
+        video, alignment = coalign_depth(snippets, "reference", settings)
+    assert video.inverse_depth.shape == (6, 12, 16)
+    assert alignment.loss_history.shape == (5,) and bool(torch.isfinite(alignment.loss_history).all())
+    assert not torch.equal(alignment.scales[0], torch.ones(4))  # it did optimise
+
+
 def test_colorize_depth_is_clip_wide():
     depth = torch.stack([torch.full((2, 3), 1.0), torch.full((2, 3), 3.0)])  # N H W
     rgb = colormaps.colorize_depth(depth, "gray")
