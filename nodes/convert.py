@@ -2,6 +2,9 @@
 
 ComfyUI `IMAGE` is `N H W 3` float in 0..1; core frames are `N 3 H W` in -1..1; a depth video
 is `N H W` float32 inverse depth (larger = nearer). Nothing here changes its input.
+
+Frames come in as IMAGE only for now. A lazily decoded ComfyUI VIDEO input (issue 4) would be
+converted here too (`video_to_frames`), so the stage nodes keep one conversion call each.
 """
 
 from __future__ import annotations

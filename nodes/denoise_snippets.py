@@ -17,7 +17,11 @@ def seed_input(tooltip: str) -> tuple:
 
 
 def batch_input() -> tuple:
-    """The snippets-per-UNet-call widget shared by the nodes that run the UNet."""
+    """The snippets-per-UNet-call widget shared by the nodes that run the UNet.
+
+    Hook for the automatic batch size (issue 4): lower "min" to 0, document 0 = auto, and let
+    the core pick the size when it gets 0; saved workflows keep working.
+    """
     return ("INT", {
         "default": 8, "min": 1, "max": 256,
         "tooltip": "Snippets per UNet call. Higher is faster on a large GPU; lower it if you run out "
