@@ -293,7 +293,7 @@ def load_model(
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     device = check_device(device)
-    compute_device = device if compute_device is None else check_device(compute_device)
+    compute_device = device if compute_device is None else torch.device(compute_device)
     torch_dtype = resolve_dtype(dtype, compute_device)
     files = resolve_checkpoint(
         source, cache_dir=cache_dir, local_dir=local_dir,
