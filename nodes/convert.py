@@ -64,7 +64,8 @@ def depth_to_images(
 ) -> Tensor:
     """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip."""
     check_depth(depth)
-    rgb = colorize_depth(depth.inverse_depth, colormap, invert, low_percentile, high_percentile)
+    rgb = colorize_depth(depth.inverse_depth, colormap, invert=invert, low_percentile=low_percentile,
+                         high_percentile=high_percentile)
     return rgb.to(device, torch.float32)
 
 

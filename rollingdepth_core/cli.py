@@ -19,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from .checkpoint import DEFAULT_REPO_ID, load_model
 from .coalign import CoalignSettings
-from .colormaps import COLORMAPS, apply_colormap, normalize_for_display
+from .colormaps import COLORMAPS, colorize_depth
 from .devices import default_device
 from .errors import InvalidSettings, RollingDepthError
 from .export import save_exr, save_npz, save_png16, save_video
@@ -153,8 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     if "exr" in outputs:
         written["exr"] = save_exr(out / f"{name}_depth_exr", depth, prefix=name)[0].parent
     if "video" in outputs:
-        preview = apply_colormap(normalize_for_display(depth, low_percentile=2, high_percentile=98),
-                                 args.colormap)
+        preview = colorize_depth(depth, args.colormap, low_percentile=2, high_percentile=98)
         written["video"] = save_video(out / f"{name}_depth_preview.mp4", preview, args.fps or clip.fps)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     logger.info("Done in %.1f s (%s). Wrote %s.", time.perf_counter() - tic, timing,

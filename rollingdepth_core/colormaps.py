@@ -96,6 +96,7 @@ def apply_colormap(values: Tensor, name: str = "gray") -> Tensor:
 def colorize_depth(
     depth: Tensor,
     colormap: str = "gray",
+    *,
     invert: bool = False,
     low_percentile: float = 0.0,
     high_percentile: float = 100.0,
@@ -112,5 +113,7 @@ def colorize_depth(
         `N H W 3` float32 RGB in 0..1.
     """
     colormap_lut(colormap)  # unknown names fail before any work
-    values = normalize_for_display(depth, invert, low_percentile, high_percentile)
+    values = normalize_for_display(
+        depth, invert=invert, low_percentile=low_percentile, high_percentile=high_percentile
+    )
     return apply_colormap(values, colormap)
