@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .attention import install_cross_frame_attention
+from .devices import check_device
 from .errors import CheckpointError, InvalidSettings
 from .types import DepthModel
 
@@ -267,6 +268,7 @@ def load_model(
     cache_dir: str | os.PathLike | None = None,
     local_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
+    compute_device: torch.device | str | None = None,
 ) -> DepthModel:
     """Load a RollingDepth checkpoint onto ``device`` in ``dtype``.
 
@@ -277,6 +279,9 @@ def load_model(
         cache_dir: Hugging Face cache for downloads (default: the hub's own).
         local_dir: download into this folder instead of the cache.
         allow_download: False forbids network access (cache or folder only).
+        compute_device: the device the model will run on when it is first placed on
+            another one (ComfyUI keeps weights on the CPU until a node needs them); it
+            decides "auto" and whether fp16 is usable. Default: ``device``.
 
     Returns:
         A `DepthModel` with cross-frame attention installed and the empty prompt embedded
@@ -287,8 +292,9 @@ def load_model(
     """
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    device = torch.device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device = check_device(device)
+    compute_device = device if compute_device is None else torch.device(compute_device)
+    torch_dtype = resolve_dtype(dtype, compute_device)
     files = resolve_checkpoint(
         source, cache_dir=cache_dir, local_dir=local_dir,
         prefer_variant=torch_dtype != torch.float32, allow_download=allow_download,

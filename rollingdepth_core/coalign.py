@@ -310,8 +310,12 @@ def coalign(
         raise InvalidSettings(
             f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
         )
-    problem = prepare_problem(snippets, settings)
-    alignment = SOLVERS[method](problem, settings, hooks)
+    # Solvers may use autograd; ComfyUI runs every node under torch.inference_mode(), where
+    # autograd is off and tensors made there can never join a graph. Outside it, ops on those
+    # tensors give normal ones, so the problem is prepared here too.
+    with torch.inference_mode(False), torch.enable_grad():
+        problem = prepare_problem(snippets, settings)
+        alignment = SOLVERS[method](problem, settings, hooks)
     logger.info(
         "Co-aligned %d snippets (%s): objective %.5f.",
         snippets.plan.num_snippets, method, alignment.objective,
@@ -395,3 +399,16 @@ def coalign_depth(
         inverse_depth=normalize_depth(merged), encoded=snippets.encoded
     )
     return video, alignment
+
+
+DEFAULT_METHOD = "reference"  # keep equal to the default of `coalign` / `coalign_depth`
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names of every registered co-alignment solver, sorted (for menus and CLI choices).
+
+    Imports the solver modules first, so the list is complete without running `coalign`.
+    """
+    from . import coalign_adam  # noqa: F401  (registers the reference solver)
+
+    return tuple(sorted(SOLVERS))

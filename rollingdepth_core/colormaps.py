@@ -43,7 +43,7 @@ def colormap_lut(name: str) -> Tensor:
 
 
 def normalize_for_display(
-    depth: Tensor, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
+    depth: Tensor, *, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
 ) -> Tensor:
     """Map a depth video to 0..1 with ONE range for the whole clip (no per-frame flicker).
 
@@ -91,3 +91,29 @@ def apply_colormap(values: Tensor, name: str = "gray") -> Tensor:
     low = position.floor().long().clamp(max=254)
     frac = (position - low)[..., None]
     return lut[low] * (1 - frac) + lut[low + 1] * frac
+
+
+def colorize_depth(
+    depth: Tensor,
+    colormap: str = "gray",
+    *,
+    invert: bool = False,
+    low_percentile: float = 0.0,
+    high_percentile: float = 100.0,
+) -> Tensor:
+    """A depth video as RGB images: one range for the whole clip, then a colour map.
+
+    Args:
+        depth: `N H W`, any range (inverse depth: larger = nearer = brighter in "gray").
+        colormap: one of `COLORMAPS`.
+        invert: flip first, so that nearer becomes darker.
+        low_percentile, high_percentile: clip-wide percentiles mapped to the ends of the map.
+
+    Returns:
+        `N H W 3` float32 RGB in 0..1.
+    """
+    colormap_lut(colormap)  # unknown names fail before any work
+    values = normalize_for_display(
+        depth, invert=invert, low_percentile=low_percentile, high_percentile=high_percentile
+    )
+    return apply_colormap(values, colormap)

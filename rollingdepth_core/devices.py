@@ -54,3 +54,41 @@ def synchronize(device: torch.device | str) -> None:
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize(device)
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch.device, checked to exist on this machine.
+
+    Raises:
+        InvalidSettings: unknown device string, or an accelerator this machine lacks.
+    """
+    from .errors import InvalidSettings
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InvalidSettings(f"Unknown device {device!r} ({error}). Use cuda, cuda:1, mps or cpu.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidSettings(
+                f"Device {device} was asked for but this PyTorch has no usable CUDA GPU. "
+                "Use --device cpu, or install a CUDA build of PyTorch."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InvalidSettings(
+                f"Device {device} does not exist; this machine has {torch.cuda.device_count()} GPU(s)."
+            )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise InvalidSettings(f"Device {device} (Apple MPS) is not available here. Use cpu.")
+    return device

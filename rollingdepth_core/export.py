@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
-from .errors import InvalidInput
+from .errors import InvalidInput, InvalidSettings
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,14 @@ def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
 
     with OpenEXR.File(str(path)) as handle:
         channels = handle.channels()
-        key = channel if channel in channels else next(iter(channels))
-        return np.asarray(channels[key].pixels, dtype=np.float32)
+        if channel in channels:
+            pixels = channels[channel].pixels
+        else:  # OpenEXR merges R, G, B (and A) into one "RGB"/"RGBA" entry on reading
+            merged = next((k for k in ("RGBA", "RGB") if k in channels and channel in k), None)
+            if merged is None:
+                raise InvalidInput(f"{path} has no channel {channel!r}; it has {sorted(channels)}.")
+            pixels = channels[merged].pixels[..., merged.index(channel)]
+        return np.asarray(pixels, dtype=np.float32)
 
 
 def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
@@ -126,3 +133,80 @@ def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) ->
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+DEPTH_FORMATS = ("npz", "exr", "png16")
+
+
+def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
+    """Folder and file stem for a filename prefix such as ``"depth"`` or ``"clips/depth"``.
+
+    The folder is ``root`` or a subfolder of it; a prefix that would leave ``root``
+    (absolute, ``..``, a drive) is refused, so nothing is ever written outside it.
+
+    Raises:
+        InvalidSettings: empty prefix, a prefix that ends in a folder, or one that leaves ``root``.
+    """
+    text = str(prefix).strip().replace("\\", "/")
+    if not text or text.endswith("/"):
+        raise InvalidSettings(
+            f"filename_prefix must name a file, like 'rollingdepth/depth'; got {prefix!r}."
+        )
+    root = Path(os.path.abspath(root))
+    target = Path(os.path.normpath(root / text))  # lexical, like ComfyUI's own save nodes
+    if text.startswith("/") or ":" in text or not target.is_relative_to(root) or target == root:
+        raise InvalidSettings(
+            f"filename_prefix {prefix!r} points outside the output folder. Use a relative name "
+            "such as 'rollingdepth/depth' (subfolders are fine, '..' and absolute paths are not)."
+        )
+    return target.parent, target.name
+
+
+def next_take(folder: Path, stem: str) -> int:
+    """1 + the highest take number ``stem_NNNNN...`` already in ``folder`` (1 when none)."""
+    if not folder.is_dir():
+        return 1
+    taken = [0]
+    for entry in folder.iterdir():
+        rest = entry.name[len(stem) + 1 :]
+        if entry.name.startswith(stem + "_") and rest[:5].isdigit():
+            taken.append(int(rest[:5]))
+    return max(taken) + 1
+
+
+def save_depth_files(
+    root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
+) -> list[Path]:
+    """Write a depth video in each of ``formats`` under ``root``, never overwriting.
+
+    Each call is one take `k` (the next free number): ``<prefix>_<k>.npz``, and folders
+    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame.
+
+    Args:
+        root: the folder everything must stay in (ComfyUI's output folder).
+        prefix: file name prefix relative to ``root``, may hold subfolders.
+        depth: `N H W` inverse depth.
+        formats: any of `DEPTH_FORMATS`.
+
+    Returns:
+        Every file written (frames, range file and archives), in format order.
+    """
+    unknown = [f for f in formats if f not in DEPTH_FORMATS]
+    if unknown or not formats:
+        raise InvalidSettings(
+            f"formats must be one or more of {', '.join(DEPTH_FORMATS)}; got {tuple(formats)}."
+        )
+    array = _as_numpy_depth(depth)
+    folder, stem = output_location(root, prefix)
+    take = f"{stem}_{next_take(folder, stem):05d}"
+    written: list[Path] = []
+    for kind in formats:
+        if kind == "npz":
+            written.append(save_npz(folder / f"{take}.npz", array))
+        elif kind == "exr":
+            written += save_exr(folder / f"{take}_exr", array, prefix=stem)
+        else:
+            written += save_png16(folder / f"{take}_png16", array, prefix=stem)
+            written.append(folder / f"{take}_png16" / f"{stem}_range.json")
+    logger.info("Wrote %d file(s) for %s.", len(written), take)
+    return written

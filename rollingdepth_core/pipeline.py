@@ -86,7 +86,7 @@ def estimate_depth(
     plan = plan_snippets(
         frames.shape[0], settings.dilations, settings.snippet_length, settings.cap_dilation
     )
-    logger.info("Snippet plan: %s", plan.describe().replace("\n", ";"))
+    logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
 
     tic = time.perf_counter()
     encoded = encode_frames(

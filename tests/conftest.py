@@ -1,7 +1,9 @@
 """Shared fixtures: the golden reference data and the tiny model in the real layout.
 
-The golden data lives in ``../shared/golden`` beside the checkout (override with the
-environment variable ROLLINGDEPTH_GOLDEN). Tests that need it fail, not skip, without it.
+The golden data lives in ``../shared/golden`` beside the checkout. Also looked for: the
+environment variable ROLLINGDEPTH_GOLDEN, ``shared/golden`` in any folder above the checkout,
+and this workplace's ``/work/shared/golden`` (where CI's clean clone may live elsewhere).
+Tests that need it fail, not skip, without it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_CANDIDATES = (
     os.environ.get("ROLLINGDEPTH_GOLDEN", ""),
-    str(ROOT.parent / "shared" / "golden"),
-    str(ROOT / "shared" / "golden"),
+    *(str(folder / "shared" / "golden") for folder in (ROOT, *ROOT.parents)),
+    "/work/shared/golden",
 )
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -74,3 +76,62 @@ def align_small(golden_dir: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(golden_dir / "align_small" / "align_small.safetensors")
+
+
+# --- the node pack, loaded the way ComfyUI loads it (issue 3) --------------------------------
+# ComfyUI imports the checkout folder as a package from its __init__.py, so the nodes' relative
+# imports work. Node tests import `rollingdepth_pack.nodes...` and use only
+# `rollingdepth_pack.rollingdepth_core` objects (never mixed with plain `rollingdepth_core`).
+
+
+def load_pack():
+    import importlib.util
+    import sys
+
+    if "rollingdepth_pack" in sys.modules:
+        return sys.modules["rollingdepth_pack"]
+    spec = importlib.util.spec_from_file_location(
+        "rollingdepth_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rollingdepth_pack"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+load_pack()
+
+
+@pytest.fixture
+def pack_folders(tmp_path, tiny_model_dir, monkeypatch):
+    """The bridge's fallback folders pointed at a temp models folder (holding the tiny
+    checkpoint under the default name) and a temp output folder."""
+    from rollingdepth_pack.nodes import comfy_bridge
+
+    models = tmp_path / "models" / "rollingdepth"
+    models.mkdir(parents=True)
+    (models / comfy_bridge.DEFAULT_MODEL_NAME).symlink_to(tiny_model_dir, target_is_directory=True)
+    output = tmp_path / "output"
+    monkeypatch.setattr(comfy_bridge, "FALLBACK_MODEL_FOLDERS", [models])
+    monkeypatch.setattr(comfy_bridge, "FALLBACK_OUTPUT_FOLDER", output)
+    return {"models": models, "output": output}
+
+
+@pytest.fixture(scope="session")
+def pack_model(tiny_model_dir):
+    """The tiny checkpoint as a ROLLINGDEPTH_MODEL (fp32, CPU), loaded through the pack's core."""
+    from rollingdepth_pack.nodes import comfy_bridge
+    from rollingdepth_pack.rollingdepth_core import load_model
+
+    return comfy_bridge.manage(load_model(tiny_model_dir, device="cpu", dtype="fp32"))
+
+
+@pytest.fixture(scope="session")
+def pack_images():
+    """A ComfyUI IMAGE batch `N H W 3` in 0..1: 9 frames of 40 x 64, smooth and moving."""
+    n, h, w = 9, 40, 64
+    t = torch.linspace(0, 1, n)[:, None, None, None]
+    y = torch.linspace(0, 1, h)[None, :, None, None]
+    x = torch.linspace(0, 1, w)[None, None, :, None]
+    phase = torch.tensor([0.0, 2.0, 4.0])
+    return (0.5 + 0.45 * torch.sin(6 * x + 3 * y + 2 * t + phase)).float()

@@ -1,0 +1,102 @@
+"""ComfyUI values <-> core values, and the checks on what comes in from a graph.
+
+ComfyUI `IMAGE` is `N H W 3` float in 0..1; core frames are `N 3 H W` in -1..1; a depth video
+is `N H W` float32 inverse depth (larger = nearer). Nothing here changes its input.
+
+Frames come in as IMAGE only for now. A lazily decoded ComfyUI VIDEO input (issue 4) would be
+converted here too (`video_to_frames`), so the stage nodes keep one conversion call each.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange, reduce
+from torch import Tensor
+
+from ..rollingdepth_core.colormaps import colorize_depth
+from ..rollingdepth_core.errors import InvalidInput
+from ..rollingdepth_core.types import Alignment, DepthVideo
+
+CHANNEL_HINTS = {
+    1: " It looks like a mask or greyscale batch: convert it to RGB first.",
+    4: " Remove the alpha channel first (e.g. with an RGBA-to-RGB node).",
+}
+
+
+def check_images(images: object, name: str = "images") -> Tensor:
+    """Raise ``InvalidInput`` unless ``images`` is a ComfyUI IMAGE batch `N H W 3` with N >= 1."""
+    if not isinstance(images, Tensor):
+        raise InvalidInput(
+            f"{name} must be an IMAGE batch (tensor N H W 3); got {type(images).__name__}."
+        )
+    if images.ndim != 4:
+        raise InvalidInput(
+            f"{name} must be N H W 3 (a batch of frames); got shape {tuple(images.shape)}."
+        )
+    if images.shape[0] == 0:
+        raise InvalidInput(f"The {name} batch is empty; connect a video or an image batch.")
+    if images.shape[-1] != 3:
+        hint = CHANNEL_HINTS.get(int(images.shape[-1]), "")
+        raise InvalidInput(f"{name} must be N H W 3; got {tuple(images.shape)}.{hint}")
+    if not images.is_floating_point():
+        raise InvalidInput(f"{name} must be float in 0..1; got {images.dtype}.")
+    return images
+
+
+def images_to_frames(images: Tensor) -> Tensor:
+    """ComfyUI IMAGE `N H W 3` in 0..1 -> core frames `N 3 H W` in -1..1, float32 (a new tensor)."""
+    check_images(images)
+    frames = rearrange(images.float(), "N H W c -> N c H W") * 2 - 1
+    if not bool(torch.isfinite(frames).all()):
+        raise InvalidInput("images contain NaN or infinite values; fix the frames first.")
+    return frames
+
+
+def images_to_values(images: Tensor) -> Tensor:
+    """A depth IMAGE `N H W 3` from another node -> `N H W` float32, the mean of its channels."""
+    check_images(images)
+    return reduce(images.float(), "N H W c -> N H W", "mean")
+
+
+def depth_to_images(
+    depth: DepthVideo, colormap: str, invert: bool, low_percentile: float, high_percentile: float,
+    device: torch.device,
+) -> Tensor:
+    """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip."""
+    check_depth(depth)
+    rgb = colorize_depth(depth.inverse_depth, colormap, invert=invert, low_percentile=low_percentile,
+                         high_percentile=high_percentile)
+    return rgb.to(device, torch.float32)
+
+
+def check_depth(depth: object, name: str = "depth") -> DepthVideo:
+    """Raise ``InvalidInput`` unless ``depth`` is a depth video (ROLLINGDEPTH_DEPTH)."""
+    if not isinstance(depth, DepthVideo):
+        raise InvalidInput(
+            f"{name} must be a RollingDepth depth video; got {type(depth).__name__}. Connect a "
+            "Co-align, Refine or Image to depth output (use Image to depth for depth IMAGEs)."
+        )
+    return depth
+
+
+def check_frame_count(images: Tensor, expected: int, what: str) -> None:
+    """Raise ``InvalidInput`` when the frames and ``what`` (made from a video) disagree in length."""
+    if images.shape[0] != expected:
+        raise InvalidInput(
+            f"images has {images.shape[0]} frames but {what} was made for {expected}. Connect the "
+            "same video to both."
+        )
+
+
+def alignment_report(alignment: Alignment, num_frames: int) -> str:
+    """A short text about a co-alignment: method, objective, and the range of scales and shifts."""
+    scales = torch.cat([s.flatten() for s in alignment.scales])
+    shifts = torch.cat([t.flatten() for t in alignment.shifts])
+    return (
+        f"{alignment.method}: {scales.numel()} snippets over {num_frames} frames, "
+        f"objective {alignment.objective:.5f}\n"
+        f"scales {float(scales.min()):.4f} .. {float(scales.max()):.4f} "
+        f"(mean {float(scales.mean()):.4f})\n"
+        f"shifts {float(shifts.min()):.4f} .. {float(shifts.max()):.4f} "
+        f"(mean {float(shifts.mean()):.4f})"
+    )

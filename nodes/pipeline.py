@@ -1,0 +1,74 @@
+"""RollingDepth (one node): the whole method with a preset, for graphs that do not need stages."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..rollingdepth_core.pipeline import estimate_depth
+from ..rollingdepth_core.presets import PRESETS
+from . import comfy_bridge, convert
+from .denoise_snippets import VAE_BATCH_SIZE, batch_input, seed_input
+
+OUTPUT_SIZES = ("processing", "input")
+
+
+class RollingDepth:
+    """Frames -> depth video: snippets, denoising, co-alignment and (preset) refinement."""
+
+    CATEGORY = "RollingDepth"
+    DESCRIPTION = (
+        "The whole RollingDepth method in one node. Presets: fast (768 px, dilations 1,25, no "
+        "refinement), fast1024, full (1024 px, 1,10,25, 10 refine steps), paper (the published "
+        "settings). Use the stage nodes to change single settings or reuse cached stages."
+    )
+    RETURN_TYPES = ("ROLLINGDEPTH_DEPTH", "IMAGE")
+    RETURN_NAMES = ("depth", "preview")
+    OUTPUT_TOOLTIPS = (
+        "Depth video: inverse depth (larger = nearer).",
+        "Grey preview (nearer = brighter, one range for the clip); Depth to image has more options.",
+    )
+    FUNCTION = "execute"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("ROLLINGDEPTH_MODEL", {"tooltip": "From RollingDepth Load Model."}),
+            "images": ("IMAGE", {"tooltip": "The video frames (N H W 3)."}),
+            "preset": (list(PRESETS), {
+                "default": "fast",
+                "tooltip": "fast / fast1024 / full / paper. The precision is the Load Model node's "
+                           "dtype (the presets ask fp16, paper fp32).",
+            }),
+            "seed": seed_input("Seed of the one noise image shared by all frames."),
+            "snippets_per_batch": batch_input(),
+            "resolution_override": ("INT", {
+                "default": 0, "min": 0, "max": 4096, "step": 8,
+                "tooltip": "0 uses the preset's processing resolution (768 or 1024). Any other "
+                           "value replaces it (longest side in pixels).",
+            }),
+            "output_size": (list(OUTPUT_SIZES), {
+                "default": "processing",
+                "tooltip": "processing: depth at the processing resolution. input: resized back "
+                           "to the frames' size (bilinear).",
+            }),
+        }}
+
+    @classmethod
+    def execute(cls, model, images, preset, seed, snippets_per_batch, resolution_override, output_size):
+        frames = convert.images_to_frames(images)
+        settings = PRESETS[preset]
+        if resolution_override > 0:
+            settings = dataclasses.replace(settings, processing_resolution=resolution_override)
+        memory = comfy_bridge.inference_memory(
+            tuple(frames.shape[-2:]), settings.processing_resolution,
+            snippets_per_batch * settings.snippet_length, VAE_BATCH_SIZE, model.model.dtype,
+        )
+        result = estimate_depth(
+            comfy_bridge.model_for_inference(model, memory), frames, settings, seed=seed,
+            snippets_per_batch=snippets_per_batch, vae_batch_size=VAE_BATCH_SIZE,
+            restore_size=output_size == "input", hooks_for=lambda stage: comfy_bridge.hooks(),
+        )
+        preview = convert.depth_to_images(
+            result.depth, "gray", False, 0.0, 100.0, comfy_bridge.intermediate_device()
+        )
+        return (result.depth, preview)

@@ -1,0 +1,103 @@
+"""Frame checks, processing size, resize, pad and crop."""
+
+import pytest
+import torch
+
+from rollingdepth_core.errors import InvalidInput, InvalidSettings
+from rollingdepth_core.frames import (
+    check_finite,
+    check_frames,
+    crop_to,
+    pad_to_multiple,
+    padding_for,
+    prepare_frames,
+    processing_size,
+    resize_depth,
+    resize_frames,
+)
+
+
+@pytest.mark.parametrize(
+    "height, width, resolution, expected",
+    [
+        (1080, 1920, 768, (432, 768)),
+        (720, 1280, 1024, (576, 1024)),
+        (480, 640, 768, (576, 768)),  # upscaling keeps the aspect too
+        (700, 1000, 768, (537, 768)),  # reference truncates with int()
+        (1920, 1080, 768, (768, 432)),  # portrait
+        (48, 64, 0, (48, 64)),  # 0 keeps the input size
+    ],
+)
+def test_processing_size(height, width, resolution, expected):
+    assert processing_size(height, width, resolution) == expected
+
+
+def test_processing_size_negative():
+    with pytest.raises(InvalidSettings, match="processing_resolution"):
+        processing_size(10, 10, -1)
+
+
+def test_resize_is_bilinear_antialias():
+    frames = torch.rand(2, 3, 40, 60)
+    out = resize_frames(frames, (20, 30))
+    expected = torch.nn.functional.interpolate(
+        frames, size=(20, 30), mode="bilinear", align_corners=False, antialias=True
+    )
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert resize_frames(frames, (40, 60)) is frames
+
+
+def test_resize_depth_shape():
+    assert resize_depth(torch.rand(3, 10, 20), (5, 7)).shape == (3, 5, 7)
+
+
+def test_pad_and_crop_roundtrip():
+    images = torch.rand(2, 3, 37, 53)
+    assert padding_for((37, 53)) == (3, 3)
+    padded = pad_to_multiple(images)
+    assert padded.shape == (2, 3, 40, 56)
+    # replicate padding repeats the last row / column
+    torch.testing.assert_close(padded[..., 39, :53], images[..., 36, :])
+    torch.testing.assert_close(padded[..., :37, 55], images[..., :, 52])
+    torch.testing.assert_close(crop_to(padded, (37, 53)), images)
+
+
+def test_pad_noop_when_divisible():
+    images = torch.rand(1, 3, 48, 64)
+    assert pad_to_multiple(images) is images
+
+
+def test_prepare_frames_sizes():
+    frames = torch.rand(2, 3, 70, 100) * 2 - 1
+    assert prepare_frames(frames, 50).shape == (2, 3, 40, 56)  # 35 x 50 padded
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (torch.zeros(0, 3, 8, 8), "empty"),
+        (torch.zeros(3, 8, 8), "4 dimensions"),
+        (torch.zeros(2, 4, 8, 8), "alpha"),
+        (torch.zeros(2, 1, 8, 8), "greyscale"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "floating point"),
+        (torch.zeros(2, 3, 0, 8), "empty image size"),
+    ],
+)
+def test_check_frames_bad_input(frames, message):
+    with pytest.raises(InvalidInput, match=message):
+        check_frames(frames)
+
+
+def test_check_frames_not_a_tensor():
+    with pytest.raises(InvalidInput, match="torch.Tensor"):
+        check_frames([[0.0]])
+
+
+def test_nan_frames_are_named():
+    frames = torch.zeros(5, 3, 4, 4)
+    frames[1, 0, 0, 0] = float("nan")
+    frames[3, 2, 1, 1] = float("inf")
+    with pytest.raises(InvalidInput, match=r"frames \[1, 3\]"):
+        check_frames(frames)
+    with pytest.raises(InvalidInput, match="depth contains NaN"):
+        check_finite(frames, "depth")

@@ -1,0 +1,120 @@
+"""comfy_bridge against stand-ins for ComfyUI's modules (the real server is the manual check in
+the README): progress bar, interrupt, memory management, folders, dtype choice."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+from rollingdepth_pack.nodes import comfy_bridge
+
+
+class Interrupted(Exception):
+    """Stands in for comfy.model_management.InterruptProcessingException."""
+
+
+@pytest.fixture
+def fake_comfy(monkeypatch, tmp_path):
+    """Minimal `comfy.model_management`, `comfy.utils`, `comfy.model_patcher`, `folder_paths`."""
+    log: dict[str, list] = {"bar": [], "loads": [], "interrupt": [False]}
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None):
+            log["bar"].append((value, total))
+
+    def throw_exception_if_processing_interrupted():
+        if log["interrupt"][0]:
+            log["interrupt"][0] = False
+            raise Interrupted()
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+    mm.intermediate_device = lambda: torch.device("cpu")
+    mm.should_use_fp16 = lambda device=None: False
+    mm.should_use_bf16 = lambda device=None: True
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    mm.load_models_gpu = lambda models, **kwargs: log["loads"].append((models, kwargs))
+    utils = types.ModuleType("comfy.utils")
+    utils.ProgressBar = ProgressBar
+    patcher = types.ModuleType("comfy.model_patcher")
+    patcher.ModelPatcher = ModelPatcher
+    comfy = types.ModuleType("comfy")
+    comfy.model_management, comfy.utils, comfy.model_patcher = mm, utils, patcher
+    paths = {"diffusers": [str(tmp_path / "diffusers")]}
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(tmp_path / "models")
+    fp.add_model_folder_path = lambda name, path: paths.setdefault(name, [path])
+    fp.get_folder_paths = lambda name: list(paths[name])
+    fp.get_output_directory = lambda: str(tmp_path / "output")
+    for name, module in {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils,
+                         "comfy.model_patcher": patcher, "folder_paths": fp}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return log
+
+
+def test_fallbacks_without_comfyui():
+    assert "comfy" not in sys.modules
+    assert comfy_bridge.compute_device() == torch.device("cpu")
+    hooks = comfy_bridge.hooks()
+    hooks.progress(1, 2)
+    hooks.check_cancel()
+    assert comfy_bridge.auto_dtype(torch.device("cpu")) == "fp32"
+
+
+def test_hooks_drive_progress_bar_and_interrupt(fake_comfy):
+    hooks = comfy_bridge.hooks()
+    hooks.progress(3, 10)
+    hooks.check_cancel()
+    assert fake_comfy["bar"] == [(3, 10)]
+    fake_comfy["interrupt"][0] = True
+    with pytest.raises(Interrupted):
+        hooks.check_cancel()
+
+
+def test_model_is_handed_to_comfy_memory_management(fake_comfy, pack_model):
+    handle = comfy_bridge.manage(pack_model.model)
+    weights = handle.patcher.model
+    assert isinstance(weights, torch.nn.Module) and weights.unet is pack_model.model.unet
+    assert weights.get_dtype() == torch.float32
+    model = comfy_bridge.model_for_inference(handle, memory_required=123)
+    assert model is pack_model.model
+    (models, kwargs), = fake_comfy["loads"]
+    assert models == [handle.patcher] and kwargs == {"memory_required": 123, "force_full_load": True}
+    assert comfy_bridge.auto_dtype(torch.device("cuda")) == "bf16"  # should_use_bf16 in the fake
+
+
+def test_inference_memory_scales_with_batch_and_dtype():
+    small = comfy_bridge.inference_memory((432, 768), 0, 3, 4, torch.float16)
+    assert small == max(3 * 54 * 96 * comfy_bridge.UNET_BYTES_PER_LATENT_PIXEL,
+                        4 * 54 * 96 * comfy_bridge.VAE_DECODE_BYTES_PER_LATENT_PIXEL)
+    assert comfy_bridge.inference_memory((432, 768), 0, 3, 4, torch.float32) == 2 * small
+    # 1080p resized to 768 wide is 432 high: the same as above
+    assert comfy_bridge.inference_memory((1080, 1920), 768, 3, 4, torch.float16) == small
+
+
+def write_checkpoint(folder, in_channels):
+    (folder / "unet").mkdir(parents=True)
+    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": in_channels}))
+    (folder / "model_index.json").write_text("{}")
+
+
+def test_model_menu_lists_rollingdepth_and_diffusers_folders(fake_comfy, tmp_path):
+    write_checkpoint(tmp_path / "models" / "rollingdepth" / "my-finetune", 8)
+    write_checkpoint(tmp_path / "diffusers" / "marigold-depth", 8)
+    write_checkpoint(tmp_path / "diffusers" / "stable-diffusion-2", 4)  # not a depth model
+    found = comfy_bridge.find_checkpoints()
+    assert list(found) == ["rollingdepth-v1-0", "my-finetune", "diffusers/marigold-depth"]
+    # missing default: listed anyway, its folder is where the download goes
+    assert found["rollingdepth-v1-0"] == tmp_path / "models" / "rollingdepth" / "rollingdepth-v1-0"
+    assert comfy_bridge.output_folder() == tmp_path / "output"
