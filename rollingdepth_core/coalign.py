@@ -26,7 +26,7 @@ from .types import Alignment, DepthVideo, SnippetDepths
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHOD = "fast"
+DEFAULT_METHOD = "fast"  # the default of `coalign` / `coalign_depth` (node menus read it)
 READ_CHUNK = 32  # snippets read from storage at a time
 
 
@@ -401,14 +401,10 @@ def coalign_depth(
     return video, alignment
 
 
-DEFAULT_METHOD = "reference"  # keep equal to the default of `coalign` / `coalign_depth`
-
-
 def available_methods() -> tuple[str, ...]:
     """Names of every registered co-alignment solver, sorted (for menus and CLI choices).
 
     Imports the solver modules first, so the list is complete without running `coalign`.
     """
-    from . import coalign_adam  # noqa: F401  (registers the reference solver)
-
+    register_builtin_solvers()
     return tuple(sorted(SOLVERS))
