@@ -264,7 +264,7 @@ def pixel_subset(num_pixels: int, max_pixels: int) -> Tensor | None:
     """`max_pixels` evenly spread indices into `num_pixels` (None: use all)."""
     if max_pixels <= 0 or num_pixels <= max_pixels:
         return None
-    return torch.linspace(0, num_pixels - 1, max_pixels).round().long().unique()
+    return torch.linspace(0, num_pixels - 1, max_pixels, dtype=torch.float64).round().long().unique()
 
 
 @register_solver("fast")

@@ -100,7 +100,7 @@ def residual_width(resid: Tensor) -> float:
     """Robust standard deviation (1.4826 x median |e|) of the residuals, sampled."""
     flat = resid.reshape(-1)
     if flat.numel() > 1_000_000:
-        flat = flat[torch.linspace(0, flat.numel() - 1, 1_000_000).long()]
+        flat = flat[:: flat.numel() // 1_000_000]
     return max(1.4826 * float(flat.abs().median()), 1e-6)
 
 

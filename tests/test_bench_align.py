@@ -21,6 +21,8 @@ def test_prepared_case_is_cached_and_loads_both_ways(tiny_case):
     case, folder = tiny_case
     stamp = (folder / "truth.bin").stat().st_mtime_ns
     assert data.prepare_case(case, folder.parent) == folder
+    relabelled = dataclasses.replace(case, title="other label", methods=("robust",))
+    assert data.prepare_case(relabelled, folder.parent) == folder
     assert (folder / "truth.bin").stat().st_mtime_ns == stamp  # reused, not regenerated
     in_memory, truth = data.load_case(folder, "memory")
     on_disk, _ = data.load_case(folder, "disk")

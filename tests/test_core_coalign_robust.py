@@ -107,6 +107,8 @@ def test_pairs_weights_and_energies_by_hand():
     expected = (0 + 2 * torch.log1p(torch.tensor(9 / 4)) + 2 * torch.log1p(torch.tensor(4.0))) / 3
     assert weighted_energy(resid, "cauchy", 2.0) == pytest.approx(float(expected))
     assert residual_width(torch.tensor([1.0, -2.0, 3.0])) == pytest.approx(1.4826 * 2.0)
+    many = torch.arange(17_657_856, dtype=torch.float32) % 7 - 3  # |e| in 0..3, median 2
+    assert residual_width(many) == pytest.approx(1.4826 * 2.0)  # sampled, no index overflow
     scales, shifts = fix_gauge(torch.tensor([2.0, 8.0], dtype=torch.float64),
                                torch.tensor([1.0, 3.0], dtype=torch.float64))
     torch.testing.assert_close(scales, torch.tensor([0.5, 2.0], dtype=torch.float64))

@@ -34,7 +34,7 @@ def default_cache() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", default="golden,small,large,long",
+    parser.add_argument("--cases", default="golden,small,large,long_small,long",
                         help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--methods", default="",
                         help="comma-separated subset of each case's methods (default: all)")
@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
             if wanted and method not in wanted:
                 continue
             logger.info("Measuring %s on %s ...", method, case.title)
-            result = run_worker(folder, method, case.storage, args.threads)
+            try:
+                result = run_worker(folder, method, case.storage, args.threads)
+            except subprocess.CalledProcessError as error:
+                logger.error("  %s on %s failed (%s); continuing.", method, key, error)
+                continue
             result["case"] = key
             results.append(result)
             logger.info("  %.2f s, AbsRel %.2f %%", result["total_s"], result["absrel"])
