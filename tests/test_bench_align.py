@@ -71,3 +71,21 @@ def test_cases_cover_the_issue():
     assert data.CASES["long"].num_frames == 1000 and data.CASES["long"].storage == "disk"
     assert {"naive", "reference", "fast"} <= set(data.CASES["small"].methods)
     assert dataclasses.is_dataclass(data.CASES["golden"])
+
+
+def test_command_runs_measures_and_writes(tiny_case, tmp_path, monkeypatch, capsys):
+    from rollingdepth_core.bench import __main__ as command
+    from rollingdepth_core.bench import align
+
+    case, folder = tiny_case
+    monkeypatch.setitem(data.CASES, "tiny", case)
+    monkeypatch.setattr(align, "FIGURE_CASE", "tiny")
+    out = tmp_path / "out"
+    assert command.main(["align", "--cases", "tiny", "--cache-dir", str(folder.parent),
+                         "--out", str(out), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| synthetic, 40 x 32x24 | fast (default) |" in printed and "Machine:" in printed
+    assert (out / "coalign_benchmark.md").read_text() in printed + "\n"
+    assert (out / "coalign_error_over_time.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="unknown case"):
+        command.main(["align", "--cases", "nope", "--out", str(out)])

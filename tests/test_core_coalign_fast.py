@@ -194,3 +194,46 @@ def test_pixel_subset_is_even_and_bounded():
     assert subset.numel() == 512
     assert int(subset[0]) == 0 and int(subset[-1]) == 3310
     assert bool((subset.diff() > 0).all())
+
+
+def test_conditions_are_the_detached_gradient_of_the_smoothed_loss(small_snippets):
+    """What the reference's Adam follows: d/d(s, t) with targets and frame scales fixed."""
+    settings = CoalignSettings()
+    problem = prepare_problem(small_snippets, settings)
+    data = stage_data(problem, settings, 0, torch.float64)
+    k = data.slots.num_snippets
+    generator = torch.Generator().manual_seed(1)
+    scales = (1 + 0.2 * torch.rand(k, generator=generator, dtype=torch.float64)).requires_grad_()
+    shifts = (0.05 * torch.randn(k, generator=generator, dtype=torch.float64)).requires_grad_()
+    delta = 1e-3
+    slots = data.slots
+    mask = slots.mask.double()[..., None]
+    aligned = slots.values * slots.gather(scales)[..., None] + slots.gather(shifts)[..., None]
+    counts = mask.sum(1)
+    loss = 0.0
+    for x in (aligned, torch.reciprocal(aligned.clamp(min=settings.min_inverse_depth)) * mask):
+        target = (x.sum(1) / counts).detach()
+        scale = target.abs().mean(-1).detach()[:, None, None]
+        e = (x - target[:, None]) * mask
+        loss = loss + (torch.sqrt(e.square() + (delta * scale) ** 2) / scale).sum()
+    (loss / data.denominator).backward()
+    group_size = torch.cat([torch.full((int(v.shape[0]),), float(v.shape[0]))
+                            for v in problem.values]).double()
+    system = newton_system(data, scales.detach(), shifts.detach(), group_size, delta,
+                           CoalignSettings(scale_reg_weight=0.0, shift_reg_weight=0.0))
+    torch.testing.assert_close(system.gradient[:, 0], scales.grad, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(system.gradient[:, 1], shifts.grad, rtol=1e-6, atol=1e-12)
+
+
+def test_singular_newton_systems_are_damped():
+    from rollingdepth_core.coalign_fast import factor_robustly
+    from rollingdepth_core.coalign_linalg import assemble, block_layout
+
+    layout = block_layout(torch.tensor([0, 1]), 5)
+    bands = assemble(layout, torch.tensor([0]), torch.tensor([0]), torch.zeros(1, 2, 2),
+                     torch.zeros(2, 2, dtype=torch.float64))
+    bands[:, 1] = 0.0
+    bands[0, 1, 0, 0] = 1.0  # one non-zero entry: singular without damping
+    factors = factor_robustly(bands)
+    solution = factors.solve(torch.ones(1, bands.shape[-1], dtype=torch.float64))
+    assert bool(torch.isfinite(solution).all())

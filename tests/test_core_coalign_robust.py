@@ -113,3 +113,23 @@ def test_pairs_weights_and_energies_by_hand():
                                torch.tensor([1.0, 3.0], dtype=torch.float64))
     torch.testing.assert_close(scales, torch.tensor([0.5, 2.0], dtype=torch.float64))
     torch.testing.assert_close(shifts, torch.tensor([-0.25, 0.25], dtype=torch.float64))
+
+
+def test_normal_equations_gradient_matches_autograd():
+    from rollingdepth_core.coalign_robust import normal_equations, pair_residuals
+
+    generator = torch.Generator().manual_seed(0)
+    plan = plan_snippets(30, (1, 10), 3)
+    values = tuple(torch.rand(g.num_snippets, 3, 8, generator=generator) for g in plan.groups)
+    slots = frame_slots(values, tuple(g.indices for g in plan.groups), 30, dtype=torch.float64)
+    pairs = frame_pairs(slots)
+    k = slots.num_snippets
+    scales = (0.5 + torch.rand(k, generator=generator, dtype=torch.float64)).requires_grad_()
+    shifts = (0.1 * torch.randn(k, generator=generator, dtype=torch.float64)).requires_grad_()
+    resid, mu = pair_residuals(slots, pairs, scales, shifts)
+    weights = torch.rand(resid.shape, generator=generator, dtype=torch.float64)
+    (weights * resid.square() / 2).sum().backward()
+    gradient, rows, cols, blocks = normal_equations(slots, pairs, resid.detach(), mu.detach(), weights)
+    torch.testing.assert_close(gradient[:, 0], scales.grad, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(gradient[:, 1], shifts.grad, rtol=1e-5, atol=1e-9)
+    assert blocks.shape == (4 * len(pairs), 2, 2) and rows.shape == cols.shape == (4 * len(pairs),)
