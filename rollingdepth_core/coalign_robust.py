@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from .coalign import AlignmentProblem, CoalignSettings, objective_value, register_solver
-from .coalign_fast import pixel_subset
-from .coalign_linalg import assemble, block_layout, factor_block_tridiagonal, flush_denormals
+from .coalign_fast import factor_robustly, pixel_subset
+from .coalign_linalg import assemble, block_layout, flush_denormals
 from .coalign_slots import FrameSlots, frame_slots
 from .hooks import Hooks
 from .types import Alignment
@@ -152,9 +152,9 @@ def fix_gauge(scales: Tensor, shifts: Tensor) -> tuple[Tensor, Tensor]:
 def solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
     """Minimise the robust pairwise objective (module doc) by reweighted least squares.
 
-    ``settings`` supplies the optimisation pixels (border, subsample) and, for the
-    returned `Alignment.objective`, the SPEC §4 objective's weights; its regulariser
-    weights are not part of the robust objective.
+    ``settings`` supplies the optimisation pixels (border, subsample), the iteration cap
+    (``num_iterations``) and, for the returned `Alignment.objective`, the SPEC §4
+    objective's weights; its regulariser weights are not part of the robust objective.
     """
     with flush_denormals():
         return _solve_robust(problem, settings, hooks)
@@ -171,10 +171,11 @@ def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: H
     layout = block_layout(first, span)
     scales = torch.ones(num_snippets, dtype=torch.float64)
     shifts = torch.zeros(num_snippets, dtype=torch.float64)
-    total = sum(phase.max_iterations for phase in PHASES)
-    done, width = 0, 1.0
+    budget = settings.num_iterations
+    total = min(budget, sum(phase.max_iterations for phase in PHASES))
+    done, width, energy = 0, 1.0, float("nan")
     for phase in PHASES:
-        for _ in range(phase.max_iterations):
+        for _ in range(min(phase.max_iterations, budget - done)):
             hooks.check_cancel()
             if pairs.numel() == 0:
                 break
@@ -186,9 +187,9 @@ def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: H
             diagonal = torch.zeros(num_snippets, 2, dtype=torch.float64)
             level = float(blocks[: len(pairs)].diagonal(dim1=1, dim2=2).mean())
             diagonal += DAMPING * max(level, 1e-30)
-            factors = factor_block_tridiagonal(assemble(layout, rows, cols, blocks, diagonal))
+            factors = factor_robustly(assemble(layout, rows, cols, blocks, diagonal))
             step = layout.from_blocks(factors.solve(-layout.to_blocks(gradient)))
-            current = weighted_energy(resid, phase.loss, width)
+            current = energy = weighted_energy(resid, phase.loss, width)
             for _ in range(MAX_HALVINGS):
                 trial_s, trial_t = fix_gauge(scales + step[:, 0], shifts + step[:, 1])
                 trial, _ = pair_residuals(slots, pairs, trial_s, trial_t)
@@ -201,8 +202,7 @@ def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: H
             if float(step.abs().max()) < phase.tolerance:
                 break
         logger.debug("robust %s: energy %.6g (c = %.4g) after %d iterations",
-                     phase.loss, weighted_energy(resid, phase.loss, width) if pairs.numel() else 0.0,
-                     width, done)
+                     phase.loss, energy, width, done)
     scales_out = tuple(torch.split(scales.float(), sizes))
     shifts_out = tuple(torch.split(shifts.float(), sizes))
     hooks.progress(total, total)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.coalign import coalign, merge_aligned
+from rollingdepth_core.coalign import CoalignSettings, coalign, merge_aligned
 from rollingdepth_core.coalign_robust import (
     fix_gauge,
     frame_pairs,
@@ -133,3 +133,13 @@ def test_normal_equations_gradient_matches_autograd():
     torch.testing.assert_close(gradient[:, 0], scales.grad, rtol=1e-5, atol=1e-9)
     torch.testing.assert_close(gradient[:, 1], shifts.grad, rtol=1e-5, atol=1e-9)
     assert blocks.shape == (4 * len(pairs), 2, 2) and rows.shape == cols.shape == (4 * len(pairs),)
+
+
+def test_robust_respects_the_iteration_cap(golden_snippets):
+    calls: list[tuple[int, int]] = []
+    alignment = coalign(golden_snippets, "robust", CoalignSettings(num_iterations=2),
+                        Hooks(progress=lambda d, t: calls.append((d, t))))
+    assert calls == [(1, 2), (2, 2), (2, 2)]
+    assert alignment.objective > 0
+    untouched = coalign(golden_snippets, "robust", CoalignSettings(num_iterations=0))
+    assert all(bool((s == 1).all()) for s in untouched.scales)
