@@ -109,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     write(table + f"\nMachine: {machine}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "coalign_benchmark.md").write_text(table + f"\nMachine: {machine}\n")
-    slim = [{k: v for k, v in r.items() if "profile" not in k} for r in results]
+    slim = [{k: [round(x, 4) for x in v] if k == "frame_absrel" else v
+             for k, v in r.items() if "profile" not in k} for r in results]
+    lines = ",\n".join(json.dumps(r) for r in slim)  # one line per measurement
     (args.out / "coalign_benchmark.json").write_text(
-        json.dumps({"machine": machine, "results": slim}, indent=1))
+        f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n]}}\n')
     if FIGURE_CASE in titles:
         plot_error_over_time(results, FIGURE_CASE, titles[FIGURE_CASE],
                              args.out / "coalign_error_over_time.png")
