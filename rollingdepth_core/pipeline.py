@@ -54,7 +54,7 @@ def estimate_depth(
     settings: Preset,
     seed: int = 0,
     noise: Tensor | None = None,
-    coalign_method: str = "reference",
+    coalign_method: str = "fast",
     coalign_settings: CoalignSettings = CoalignSettings(),
     snippets_per_batch: int = 8,
     vae_batch_size: int = 4,

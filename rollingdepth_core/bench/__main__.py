@@ -1,0 +1,40 @@
+"""``python -m rollingdepth_core.bench {align,...} [options]``: run one benchmark.
+
+A subcommand is a module of this package, imported only when asked for. It provides either
+``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> module of this package
+SUBCOMMANDS = {
+    "align": "align",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        sys.stderr.write(
+            "usage: python -m rollingdepth_core.bench {" + ",".join(SUBCOMMANDS) + "} [options]\n"
+            "       python -m rollingdepth_core.bench <subcommand> --help\n"
+        )
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(f".{SUBCOMMANDS[name]}", __package__)
+    if hasattr(module, "main"):
+        return int(module.main(rest) or 0)
+    parser = argparse.ArgumentParser(prog=f"python -m rollingdepth_core.bench {name}")
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
