@@ -13,7 +13,8 @@ How, per iteration:
        weights `1 / sqrt(residual^2 + (delta * frame scale)^2)`);
     3. every snippet's stationarity condition, with the targets' dependence on all snippets
        kept, is then linear in the unknowns: one block-tridiagonal system
-       (`coalign_linalg`), solved exactly in time linear in the clip length;
+       (`coalign_linalg`), solved exactly in time linear in the clip length, through the
+       blocks' separators (`coalign_separator`: the factorisation dominates at small sizes);
     4. Anderson mixing of the iterates.
 ``delta`` shrinks in stages (`STAGES`) to 1e-3, the resolution of the reference's own
 Adam steps (learning rate 1e-3): the exact (delta -> 0) fixed point can have a higher
@@ -41,6 +42,7 @@ from .coalign_linalg import (
     factor_block_tridiagonal,
     flush_denormals,
 )
+from .coalign_separator import SeparatorFactors, factor_with_separators, separator_layout
 from .coalign_slots import FrameSlots, frame_slots
 from .errors import NumericalError
 from .hooks import Hooks
@@ -73,7 +75,7 @@ STAGES = (
 )
 ANDERSON_MEMORY = 5  # iterates remembered by the Anderson mixer
 SYSTEM_DTYPE = torch.float32  # of the Newton systems' factorisation (the outer loop corrects)
-FRAME_CHUNK = 32  # frames processed together (bounds temporary memory)
+CHUNK_VALUES = 2**20  # predictions x pixels processed together (bounds temporary memory)
 
 
 @dataclass(frozen=True)
@@ -188,10 +190,10 @@ def frame_terms(
         return conditions, None, data
 
     n, r = mask.shape
-    flat = basis.flatten(1, 2)  # n (R 2) P
-    basis_depth = (basis * slope[:, :, None]).flatten(1, 2)
-    gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), flat.transpose(1, 2))
-    gram += torch.bmm(basis_depth * w2.repeat_interleave(2, 1), basis_depth.transpose(1, 2))
+    basis_depth = basis * slope[:, :, None]  # n R 2 P
+    gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), basis.flatten(1, 2).transpose(1, 2))
+    gram += torch.bmm((basis_depth * w2[:, :, None]).flatten(1, 2),
+                      basis_depth.flatten(1, 2).transpose(1, 2))
     gram = gram.double().reshape(n, r, 2, r, 2)
     jacobian = -gram / counts.double()[:, :, None, None, None]
     eye = torch.eye(r, dtype=torch.float64)[None, :, None, :, None]
@@ -207,7 +209,8 @@ def newton_system(
     settings: CoalignSettings,
     with_jacobian: bool = True,
 ) -> NewtonSystem:
-    """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks.
+    """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks
+    (`frame_chunk`).
 
     Args:
         data: the stage's slots and pair table (`stage_data`).
@@ -221,8 +224,9 @@ def newton_system(
     slot_scales, slot_shifts = slots.gather(scales), slots.gather(shifts)  # N R
     conditions, blocks, objective = [], [], 0.0
     frame_of_pair = data.pairs[:, 0]
-    for start in range(0, slots.num_frames, FRAME_CHUNK):
-        stop = min(start + FRAME_CHUNK, slots.num_frames)
+    chunk = frame_chunk(slots)
+    for start in range(0, slots.num_frames, chunk):
+        stop = min(start + chunk, slots.num_frames)
         cond, jac, part = frame_terms(
             slots.values[start:stop], slots.mask[start:stop], slot_scales[start:stop],
             slot_shifts[start:stop], smoothing, settings, data.denominator, with_jacobian,
@@ -249,11 +253,27 @@ def newton_system(
     )
 
 
-def factor_robustly(bands: Tensor) -> BlockFactors:
-    """Factorise the Newton system; if it is singular, add growing damping until it is not."""
+def frame_chunk(slots: FrameSlots) -> int:
+    """Frames processed together: about `CHUNK_VALUES` slot values (32 frames at 768x432,
+    a whole 250-frame clip at 96x64, where per-chunk overhead would dominate)."""
+    per_frame = max(1, int(slots.values.shape[1]) * slots.num_pixels)
+    return max(1, CHUNK_VALUES // per_frame)
+
+
+def factor_robustly(bands: Tensor, split: int | None = None) -> BlockFactors | SeparatorFactors:
+    """Factorise the Newton system; if it is singular, add growing damping until it is not.
+
+    Args:
+        bands: `b 3 q q` block-tridiagonal bands.
+        split: with bands in a `separator_layout`, its split: factorise through the
+            separators (same answer, less work); None: plain block elimination.
+    """
     for relative in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+        damped = add_damping(bands, relative) if relative else bands
         try:
-            return factor_block_tridiagonal(add_damping(bands, relative) if relative else bands)
+            if split is None:
+                return factor_block_tridiagonal(damped)
+            return factor_with_separators(damped, split)
         except SingularSystem:
             logger.debug("singular Newton system; damping %g", relative)
     raise NumericalError(
@@ -291,7 +311,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
     num_snippets = sum(sizes)
     first = torch.cat([idx[:, 0] for idx in problem.indices])
     span = max(int((idx[:, -1] - idx[:, 0]).max()) for idx in problem.indices)
-    layout = block_layout(first, span)
+    layout, split = block_layout(first, span), None
     scales = torch.ones(num_snippets, dtype=torch.float64)
     shifts = torch.zeros(num_snippets, dtype=torch.float64)
     budget = settings.num_iterations
@@ -302,13 +322,15 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         if done >= budget:
             break
         data = stage_data(problem, settings, stage.max_pixels, torch.float32)
+        if split is None:  # the pairs are the same in every stage (they ignore pixels)
+            layout, split = separator_layout(layout, data.rows, data.cols)
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()
             system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings)
             factors = factor_robustly(assemble(
                 layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
-            ))
+            ), split)
             step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))  # K 2
             theta = torch.cat([scales, shifts])
             target = theta + torch.cat([step[:, 0], step[:, 1]])
