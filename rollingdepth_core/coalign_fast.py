@@ -69,13 +69,14 @@ class Stage:
 
 
 STAGES = (
-    Stage(1e-2, 512, 20, 1e-3),
+    Stage(1e-2, 512, 8, 1e-3),  # only a warm start: its fixed point is ~0.1 off in scale
     Stage(1e-3, 512, 20, 1e-4),
     Stage(1e-3, 0, 15, 1e-4),
 )
 ANDERSON_MEMORY = 5  # iterates remembered by the Anderson mixer
 SYSTEM_DTYPE = torch.float32  # of the Newton systems' factorisation (the outer loop corrects)
-CHUNK_VALUES = 2**20  # predictions x pixels processed together (bounds temporary memory)
+FRAME_CHUNK = 32  # frames processed together at least (bounds temporary memory)
+CHUNK_VALUES = 150_000  # ... or more frames, up to this many slot values (stays in cache)
 
 
 @dataclass(frozen=True)
@@ -254,10 +255,11 @@ def newton_system(
 
 
 def frame_chunk(slots: FrameSlots) -> int:
-    """Frames processed together: about `CHUNK_VALUES` slot values (32 frames at 768x432,
-    a whole 250-frame clip at 96x64, where per-chunk overhead would dominate)."""
+    """Frames processed together: `FRAME_CHUNK`, or more while they hold at most
+    `CHUNK_VALUES` slot values (a whole 250-frame clip at 96x64, where per-chunk overhead
+    would dominate; larger chunks of larger frames fall out of the cache and are slower)."""
     per_frame = max(1, int(slots.values.shape[1]) * slots.num_pixels)
-    return max(1, CHUNK_VALUES // per_frame)
+    return max(FRAME_CHUNK, CHUNK_VALUES // per_frame)
 
 
 def factor_robustly(bands: Tensor, split: int | None = None) -> BlockFactors | SeparatorFactors:
