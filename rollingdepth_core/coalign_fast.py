@@ -32,9 +32,11 @@ import torch
 from torch import Tensor
 
 from .coalign import AlignmentProblem, CoalignSettings, register_solver
+from .coalign_krylov import PairPattern, gmres, pair_operator, pair_pattern
 from .coalign_linalg import (
     AndersonMixer,
     BlockFactors,
+    BlockLayout,
     SingularSystem,
     add_damping,
     assemble,
@@ -74,6 +76,8 @@ STAGES = (
     Stage(1e-3, 0, 15, 1e-4),
 )
 ANDERSON_MEMORY = 5  # iterates remembered by the Anderson mixer
+KRYLOV_TOLERANCE = 3e-2  # relative residual of the inexact Newton steps
+KRYLOV_STEPS = 4  # GMRES steps before a fresh factorisation
 SYSTEM_DTYPE = torch.float32  # of the Newton systems' factorisation (the outer loop corrects)
 FRAME_CHUNK = 32  # frames processed together at least (bounds temporary memory)
 CHUNK_VALUES = 150_000  # ... or more frames, up to this many slot values (stays in cache)
@@ -88,6 +92,9 @@ class StageData:
         pairs: `q 3` (frame, slot, slot) of every pair of filled slots of a frame.
         rows, cols: `q` snippet index of each pair's two slots.
         denominator: the data terms' normaliser (dense array size or predictions x pixels).
+        gram_index: `q 2 2` position of each pair's block in the flattened `N R 2 R 2`
+            Gram matrices of `frame_terms`.
+        gram_factor: `q 1 1` float64, `[r == l] - 1 / m` (Jacobian block = Gram block x it).
     """
 
     slots: FrameSlots
@@ -95,6 +102,8 @@ class StageData:
     rows: Tensor
     cols: Tensor
     denominator: float
+    gram_index: Tensor
+    gram_factor: Tensor
 
 
 def stage_data(problem: AlignmentProblem, settings: CoalignSettings, max_pixels: int,
@@ -107,10 +116,17 @@ def stage_data(problem: AlignmentProblem, settings: CoalignSettings, max_pixels:
         denominator = float(problem.num_rows * problem.num_frames * slots.num_pixels)
     else:
         denominator = float(slots.mask.sum()) * slots.num_pixels
+    frame, slot_r, slot_l = pairs.unbind(1)
+    num_slots = int(slots.mask.shape[1])
+    unknown = torch.arange(2)
+    row = (frame * num_slots + slot_r) * 2  # N R 2 R 2 flattened: ((f R + r) 2 + a) 2R + 2l + c
+    gram_index = ((row[:, None, None] + unknown[None, :, None]) * 2 * num_slots
+                  + 2 * slot_l[:, None, None] + unknown[None, None, :])
+    gram_factor = (slot_r == slot_l).double() - 1.0 / slots.counts[frame]
     return StageData(
         slots=slots, pairs=pairs,
-        rows=slots.snippet[pairs[:, 0], pairs[:, 1]], cols=slots.snippet[pairs[:, 0], pairs[:, 2]],
-        denominator=denominator,
+        rows=slots.snippet[frame, slot_r], cols=slots.snippet[frame, slot_l],
+        denominator=denominator, gram_index=gram_index, gram_factor=gram_factor[:, None, None],
     )
 
 
@@ -148,7 +164,8 @@ def frame_terms(
     Absolute values become IRLS weights `1 / sqrt(e^2 + (delta scale)^2)`. The condition of
     slot `r` is `sum_p w_r e_r dx_r` with `dx = (value, 1)` (times the slope of `1 / x` for
     the depth term); its derivative with respect to slot `l`'s parameters is
-    `sum_p w_r dx_r (delta_rl dx_l - dx_l / m)` (targets depend on every prediction).
+    `sum_p w_r dx_r (delta_rl dx_l - dx_l / m)` (targets depend on every prediction), the
+    Gram block `G_rl = sum_p w_r dx_r dx_l` times `delta_rl - 1 / m`.
 
     Args:
         values: `n R P` frame slots (0 where empty).
@@ -160,8 +177,8 @@ def frame_terms(
         with_jacobian: also return the Jacobian blocks.
 
     Returns:
-        Per-slot conditions `n R 2` (float64), Jacobian `n R 2 R 2` (float64) or None, and
-        the data terms' share of the objective.
+        Per-slot conditions `n R 2` (float64), Gram matrices `n (R 2) (R 2)` (float32) or
+        None, and the data terms' share of the objective.
     """
     dtype = values.dtype
     filled = mask.to(dtype)[..., None]  # n R 1
@@ -190,15 +207,11 @@ def frame_terms(
     if not with_jacobian:
         return conditions, None, data
 
-    n, r = mask.shape
     basis_depth = basis * slope[:, :, None]  # n R 2 P
     gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), basis.flatten(1, 2).transpose(1, 2))
     gram += torch.bmm((basis_depth * w2[:, :, None]).flatten(1, 2),
                       basis_depth.flatten(1, 2).transpose(1, 2))
-    gram = gram.double().reshape(n, r, 2, r, 2)
-    jacobian = -gram / counts.double()[:, :, None, None, None]
-    eye = torch.eye(r, dtype=torch.float64)[None, :, None, :, None]
-    return conditions, jacobian + eye * gram, data
+    return conditions, gram, data
 
 
 def newton_system(
@@ -223,22 +236,21 @@ def newton_system(
     """
     slots = data.slots
     slot_scales, slot_shifts = slots.gather(scales), slots.gather(shifts)  # N R
-    conditions, blocks, objective = [], [], 0.0
-    frame_of_pair = data.pairs[:, 0]
+    conditions, grams, objective = [], [], 0.0
     chunk = frame_chunk(slots)
     for start in range(0, slots.num_frames, chunk):
         stop = min(start + chunk, slots.num_frames)
-        cond, jac, part = frame_terms(
+        cond, gram, part = frame_terms(
             slots.values[start:stop], slots.mask[start:stop], slot_scales[start:stop],
             slot_shifts[start:stop], smoothing, settings, data.denominator, with_jacobian,
         )
         conditions.append(cond)
         objective += part
-        if jac is not None:
-            lo, hi = torch.searchsorted(frame_of_pair, torch.tensor([start, stop])).tolist()
-            frame, slot_r, slot_l = data.pairs[lo:hi].unbind(1)
-            blocks.append(jac[frame - start, slot_r, :, slot_l, :])
+        grams.append(gram)
     gradient = slots.scatter(torch.cat(conditions))  # K 2
+    blocks = None
+    if with_jacobian:  # q 2 2
+        blocks = torch.cat(grams).view(-1)[data.gram_index].double() * data.gram_factor
 
     scale_weight = settings.scale_reg_weight / group_size
     shift_weight = settings.shift_reg_weight / group_size
@@ -249,7 +261,7 @@ def newton_system(
     )
     objective += float((scale_weight * below.square()).sum() + (shift_weight * shifts.square()).sum())
     return NewtonSystem(
-        gradient=gradient, blocks=torch.cat(blocks) if with_jacobian else None,
+        gradient=gradient, blocks=blocks,
         curvature=curvature, objective=objective,
     )
 
@@ -282,6 +294,20 @@ def factor_robustly(bands: Tensor, split: int | None = None) -> BlockFactors | S
         "The co-alignment Newton system stays singular; the snippet depths may be constant or "
         "degenerate. Try method='reference'."
     )
+
+
+def inexact_step(pattern: PairPattern, system: NewtonSystem, layout: BlockLayout,
+                 factors: BlockFactors | SeparatorFactors) -> Tensor | None:
+    """`K 2` Newton step by GMRES preconditioned with earlier factors (`coalign_krylov`),
+    or None when `KRYLOV_STEPS` steps do not reach `KRYLOV_TOLERANCE`."""
+    matvec = pair_operator(pattern, system.blocks, system.curvature)
+
+    def precondition(vector: Tensor) -> Tensor:
+        return layout.from_blocks(factors.solve(layout.to_blocks(vector)))
+
+    step, converged = gmres(matvec, precondition, -system.gradient, KRYLOV_TOLERANCE,
+                            KRYLOV_STEPS)
+    return step if converged and bool(torch.isfinite(step).all()) else None
 
 
 def newton_pairs(slots: FrameSlots) -> Tensor:
@@ -326,14 +352,20 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         data = stage_data(problem, settings, stage.max_pixels, torch.float32)
         if split is None:  # the pairs are the same in every stage (they ignore pixels)
             layout, split = separator_layout(layout, data.rows, data.cols)
+            pattern = pair_pattern(data.rows, data.cols, num_snippets)
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
+        factors = None  # of an earlier Newton system of this stage
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()
             system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings)
-            factors = factor_robustly(assemble(
-                layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
-            ), split)
-            step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))  # K 2
+            step = None
+            if factors is not None:
+                step = inexact_step(pattern, system, layout, factors)
+            if step is None:
+                factors = factor_robustly(assemble(
+                    layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
+                ), split)
+                step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))
             theta = torch.cat([scales, shifts])
             target = theta + torch.cat([step[:, 0], step[:, 1]])
             mixed = mixer.step(theta, target)

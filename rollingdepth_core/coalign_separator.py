@@ -10,7 +10,7 @@ So:
     1. every block's interior is eliminated at once (one batched factorisation): each
        leaves a small update on the separators next to it (a Schur complement);
     2. the separators form a block-tridiagonal system of their own, blocks half as large,
-       solved by block elimination (`factor_block_tridiagonal`);
+       solved by block elimination;
     3. the interiors follow from the separators (batched).
 
 The answer is the one `factor_block_tridiagonal` gives, for a fraction of the work: the
@@ -24,13 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .coalign_linalg import (
-    PARAMS,
-    BlockFactors,
-    BlockLayout,
-    SingularSystem,
-    factor_block_tridiagonal,
-)
+from .coalign_linalg import PARAMS, BlockLayout, SingularSystem
 
 
 def separator_layout(layout: BlockLayout, rows: Tensor, cols: Tensor) -> tuple[BlockLayout, int]:
@@ -69,60 +63,78 @@ def separator_layout(layout: BlockLayout, rows: Tensor, cols: Tensor) -> tuple[B
                        block_snippets=snippets), PARAMS * interior
 
 
-def _factor_each(matrices: Tensor) -> tuple[Tensor, Tensor]:
-    """LU factors of `b n n` matrices, one call per matrix.
+def _inverse_each(matrices: Tensor, what: str) -> Tensor:
+    """Inverses of `b n n` matrices, one call per matrix.
 
-    (A single batched call gave invalid pivots on these sparse matrices with MKL and more
-    than one thread, torch 2.13; per-matrix calls are exact and cost the same here.)
+    (A single batched factorisation gave invalid pivots on these sparse matrices with MKL
+    and more than one thread, torch 2.13; per-matrix calls are exact and cost the same here.)
+    Raises `SingularSystem` naming ``what`` when one is singular.
     """
-    lus, pivots = [], []
-    for matrix in matrices:
-        lu, piv, info = torch.linalg.lu_factor_ex(matrix)
-        if int(info) != 0 or not bool(torch.isfinite(lu).all()):
-            raise SingularSystem("an interior block is singular")
-        lus.append(lu)
-        pivots.append(piv)
-    return torch.stack(lus), torch.stack(pivots)
+    inverses = []
+    for index, matrix in enumerate(matrices):
+        inverse, info = torch.linalg.inv_ex(matrix)
+        if int(info) != 0 or not bool(torch.isfinite(inverse).all()):
+            raise SingularSystem(f"{what} {index} of {len(matrices)} is singular")
+        inverses.append(inverse)
+    return torch.stack(inverses)
 
 
 @dataclass(frozen=True)
 class SeparatorFactors:
     """A block-tridiagonal matrix factorised through its separators (module doc).
 
+    Explicit inverses of small blocks: the fast solver applies one factorisation many
+    times (`coalign_krylov`), and a solve is then only matrix products.
+
     Attributes:
         split: unknowns `0 .. split` of every block are its interior, the rest its separator.
-        lu, pivots: `b i i` LU factors of the interiors.
+        interior_inverse: `b i i`.
         coupling: `b i 2s`, the interior's inverse times its coupling to the previous
             block's separator and to its own.
         feed: `b 2s i`, the previous block's separator's and the own separator's coupling
             to the interior.
-        separators: factors of the separators' reduced system (`b` blocks of `s`), or
-            None with a single block.
+        lower: `b s s`, the separators' reduced system: coupling to the previous separator.
+        pivot_inverse: `b s s`, inverses of its eliminated diagonal blocks.
+        reduced_upper: `b s s`, its eliminated super-diagonal blocks (last one unused).
     """
 
     split: int
-    lu: Tensor
-    pivots: Tensor
+    interior_inverse: Tensor
     coupling: Tensor
     feed: Tensor
-    separators: BlockFactors | None
+    lower: Tensor
+    pivot_inverse: Tensor
+    reduced_upper: Tensor
 
     def solve(self, rhs: Tensor) -> Tensor:
         """Solve for `b q` right-hand sides; returns `b q` float64."""
-        rhs = rhs.to(self.lu.dtype)
+        rhs = rhs.to(self.interior_inverse.dtype)
         r_int, r_sep = rhs[:, :self.split], rhs[:, self.split:]
-        y = torch.linalg.lu_solve(self.lu, self.pivots, r_int[..., None])  # b i 1
+        y = _apply(self.interior_inverse, r_int)  # b i
         width = r_sep.shape[1]
-        pushed = torch.bmm(self.feed, y)[..., 0]  # b 2s: onto previous and own separator
+        pushed = _apply(self.feed, y)  # b 2s: onto previous and own separator
         reduced = r_sep - pushed[:, width:]
         reduced[:-1] -= pushed[1:, :width]
-        if self.separators is None:
-            x_sep = torch.zeros_like(r_sep)
-        else:
-            x_sep = self.separators.solve(reduced).to(rhs.dtype)
+        x_sep = self._solve_separators(reduced) if width else reduced
         x_near = torch.cat([_previous(x_sep), x_sep], 1)  # b 2s
-        x_int = y[..., 0] - torch.bmm(self.coupling, x_near[..., None])[..., 0]
+        x_int = y - _apply(self.coupling, x_near)
         return torch.cat([x_int, x_sep], 1).to(torch.float64)
+
+    def _solve_separators(self, rhs: Tensor) -> Tensor:
+        """Block forward elimination and back substitution on the separators (`b s`)."""
+        forward: list[Tensor] = []
+        for b in range(rhs.shape[0]):
+            right = rhs[b] if b == 0 else rhs[b] - self.lower[b] @ forward[-1]
+            forward.append(self.pivot_inverse[b] @ right)
+        out = [forward[-1]]
+        for b in range(rhs.shape[0] - 2, -1, -1):
+            out.append(forward[b] - self.reduced_upper[b] @ out[-1])
+        return torch.stack(out[::-1])
+
+
+def _apply(matrices: Tensor, vectors: Tensor) -> Tensor:
+    """`b r c` matrices times `b c` vectors -> `b r` (bmm with one column is ~5x slower)."""
+    return (matrices * vectors[:, None, :]).sum(-1)
 
 
 def _previous(per_block: Tensor) -> Tensor:
@@ -141,20 +153,26 @@ def factor_with_separators(bands: Tensor, split: int) -> SeparatorFactors:
     """
     lower, diag, upper = bands[:, 0], bands[:, 1], bands[:, 2]
     i, s = slice(None, split), slice(split, None)
-    lu, pivots = _factor_each(diag[:, i, i])
+    interior_inverse = _inverse_each(diag[:, i, i], "interior")
     upper_before = _previous(upper)  # block i - 1 -> block i
     to_near = torch.cat([lower[:, i, s], diag[:, i, s]], 2)  # interior -> [previous, own] sep.
     feed = torch.cat([upper_before[:, s, i], diag[:, s, i]], 1)  # [previous, own] sep. -> int.
-    coupling = torch.linalg.lu_solve(lu, pivots, to_near)  # b i 2s
+    coupling = torch.bmm(interior_inverse, to_near)  # b i 2s
     schur = torch.bmm(feed, coupling)  # b 2s 2s
     width = bands.shape[-1] - split
-    separators = None
-    if bands.shape[0] > 1 and width > 0:
-        before, own = slice(None, width), slice(width, None)
-        sep_diag = diag[:, s, s] - schur[:, own, own]
-        sep_diag[:-1] -= schur[1:, before, before]
-        sep_lower = lower[:, s, s] - schur[:, own, before]
-        sep_upper = torch.zeros_like(sep_diag)
-        sep_upper[:-1] = upper[:-1, s, s] - schur[1:, before, own]
-        separators = factor_block_tridiagonal(torch.stack([sep_lower, sep_diag, sep_upper], 1))
-    return SeparatorFactors(split, lu, pivots, coupling, feed, separators)
+    before, own = slice(None, width), slice(width, None)
+    sep_diag = diag[:, s, s] - schur[:, own, own]
+    sep_diag[:-1] -= schur[1:, before, before]
+    sep_lower = lower[:, s, s] - schur[:, own, before]
+    sep_upper = upper[:, s, s] - torch.cat([schur[1:, before, own], schur[:1, before, own] * 0])
+    pivots_inverse, reduced_upper = [], []
+    for b in range(bands.shape[0] if width else 0):  # block elimination of the separators
+        pivot = sep_diag[b] if b == 0 else sep_diag[b] - sep_lower[b] @ reduced_upper[-1]
+        pivots_inverse.append(_inverse_each(pivot[None], f"separator block {b}: block")[0])
+        reduced_upper.append(pivots_inverse[-1] @ sep_upper[b])
+    empty = sep_diag.new_zeros(bands.shape[0], width, width)
+    return SeparatorFactors(
+        split, interior_inverse, coupling, feed, sep_lower,
+        torch.stack(pivots_inverse) if width else empty,
+        torch.stack(reduced_upper) if width else empty,
+    )
