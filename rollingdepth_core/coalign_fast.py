@@ -13,8 +13,11 @@ How, per iteration:
        weights `1 / sqrt(residual^2 + (delta * frame scale)^2)`);
     3. every snippet's stationarity condition, with the targets' dependence on all snippets
        kept, is then linear in the unknowns: one block-tridiagonal system
-       (`coalign_linalg`), solved exactly in time linear in the clip length, through the
-       blocks' separators (`coalign_separator`: the factorisation dominates at small sizes);
+       (`coalign_linalg`). It is solved approximately (the outer iteration converges only
+       linearly anyway) by a few GMRES steps preconditioned with the factors of an earlier
+       system (`coalign_krylov`); only when they fall short is the system factorised
+       afresh, exactly and in time linear in the clip length, through the blocks'
+       separators (`coalign_separator`). About one iteration in five factorises;
     4. Anderson mixing of the iterates.
 ``delta`` shrinks in stages (`STAGES`) to 1e-3, the resolution of the reference's own
 Adam steps (learning rate 1e-3): the exact (delta -> 0) fixed point can have a higher
@@ -157,6 +160,7 @@ def frame_terms(
     settings: CoalignSettings,
     denominator: float,
     with_jacobian: bool = True,
+    with_objective: bool = True,
 ) -> tuple[Tensor, Tensor | None, float]:
     """Data-term contributions of a few frames.
 
@@ -175,6 +179,7 @@ def frame_terms(
         settings: the objective's weights.
         denominator: the data terms' normaliser.
         with_jacobian: also return the Jacobian blocks.
+        with_objective: also compute the objective (NaN otherwise).
 
     Returns:
         Per-slot conditions `n R 2` (float64), Gram matrices `n (R 2) (R 2)` (float32) or
@@ -197,8 +202,10 @@ def frame_terms(
 
     c1 = 1.0 / (scale * denominator)
     c2 = settings.depth_term_weight / (scale_depth * denominator)
-    data = float((resid.abs() * c1).sum(dtype=torch.float64)
-                 + (resid_depth.abs() * c2).sum(dtype=torch.float64))
+    data = float("nan")
+    if with_objective:
+        data = float((resid.abs() * c1).sum(dtype=torch.float64)
+                     + (resid_depth.abs() * c2).sum(dtype=torch.float64))
     w1 = c1 * torch.rsqrt(resid.square() + (smoothing * scale).square())
     w2 = c2 * torch.rsqrt(resid_depth.square() + (smoothing * scale_depth).square())
     pull = w1 * resid + w2 * resid_depth * slope  # n R P
@@ -222,6 +229,7 @@ def newton_system(
     smoothing: float,
     settings: CoalignSettings,
     with_jacobian: bool = True,
+    with_objective: bool = True,
 ) -> NewtonSystem:
     """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks
     (`frame_chunk`).
@@ -233,6 +241,8 @@ def newton_system(
         smoothing: `delta`, relative to each frame's scale.
         settings: the objective's weights.
         with_jacobian: also compute the Jacobian blocks.
+        with_objective: also compute the objective (NaN otherwise; the iterations do not
+            need it).
     """
     slots = data.slots
     slot_scales, slot_shifts = slots.gather(scales), slots.gather(shifts)  # N R
@@ -243,6 +253,7 @@ def newton_system(
         cond, gram, part = frame_terms(
             slots.values[start:stop], slots.mask[start:stop], slot_scales[start:stop],
             slot_shifts[start:stop], smoothing, settings, data.denominator, with_jacobian,
+            with_objective,
         )
         conditions.append(cond)
         objective += part
@@ -340,6 +351,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
     first = torch.cat([idx[:, 0] for idx in problem.indices])
     span = max(int((idx[:, -1] - idx[:, 0]).max()) for idx in problem.indices)
     layout, split = block_layout(first, span), None
+    factors = None  # of an earlier Newton system (they precondition the later ones)
     scales = torch.ones(num_snippets, dtype=torch.float64)
     shifts = torch.zeros(num_snippets, dtype=torch.float64)
     budget = settings.num_iterations
@@ -354,10 +366,10 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
             layout, split = separator_layout(layout, data.rows, data.cols)
             pattern = pair_pattern(data.rows, data.cols, num_snippets)
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
-        factors = None  # of an earlier Newton system of this stage
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()
-            system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings)
+            system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings,
+                                   with_objective=False)
             step = None
             if factors is not None:
                 step = inexact_step(pattern, system, layout, factors)
