@@ -93,17 +93,18 @@ class SeparatorFactors:
             block's separator and to its own.
         feed: `b 2s i`, the previous block's separator's and the own separator's coupling
             to the interior.
-        lower: `b s s`, the separators' reduced system: coupling to the previous separator.
-        pivot_inverse: `b s s`, inverses of its eliminated diagonal blocks.
-        reduced_upper: `b s s`, its eliminated super-diagonal blocks (last one unused).
+        pivot_inverse: `b s s`, the separators' reduced system after block elimination:
+            inverses of its eliminated diagonal blocks,
+        pivot_lower: `b s s`, ... those inverses times the coupling to the previous block,
+        reduced_upper: `b s s`, ... and times the coupling to the next (last one unused).
     """
 
     split: int
     interior_inverse: Tensor
     coupling: Tensor
     feed: Tensor
-    lower: Tensor
     pivot_inverse: Tensor
+    pivot_lower: Tensor
     reduced_upper: Tensor
 
     def solve(self, rhs: Tensor) -> Tensor:
@@ -122,10 +123,10 @@ class SeparatorFactors:
 
     def _solve_separators(self, rhs: Tensor) -> Tensor:
         """Block forward elimination and back substitution on the separators (`b s`)."""
-        forward: list[Tensor] = []
-        for b in range(rhs.shape[0]):
-            right = rhs[b] if b == 0 else rhs[b] - self.lower[b] @ forward[-1]
-            forward.append(self.pivot_inverse[b] @ right)
+        scaled = _apply(self.pivot_inverse, rhs)  # b s
+        forward = [scaled[0]]
+        for b in range(1, rhs.shape[0]):
+            forward.append(scaled[b] - self.pivot_lower[b] @ forward[-1])
         out = [forward[-1]]
         for b in range(rhs.shape[0] - 2, -1, -1):
             out.append(forward[b] - self.reduced_upper[b] @ out[-1])
@@ -165,14 +166,14 @@ def factor_with_separators(bands: Tensor, split: int) -> SeparatorFactors:
     sep_diag[:-1] -= schur[1:, before, before]
     sep_lower = lower[:, s, s] - schur[:, own, before]
     sep_upper = upper[:, s, s] - torch.cat([schur[1:, before, own], schur[:1, before, own] * 0])
-    pivots_inverse, reduced_upper = [], []
+    pivots_inverse, pivots_lower, reduced_upper = [], [], []
     for b in range(bands.shape[0] if width else 0):  # block elimination of the separators
         pivot = sep_diag[b] if b == 0 else sep_diag[b] - sep_lower[b] @ reduced_upper[-1]
         pivots_inverse.append(_inverse_each(pivot[None], f"separator block {b}: block")[0])
+        pivots_lower.append(pivots_inverse[-1] @ sep_lower[b])
         reduced_upper.append(pivots_inverse[-1] @ sep_upper[b])
     empty = sep_diag.new_zeros(bands.shape[0], width, width)
     return SeparatorFactors(
-        split, interior_inverse, coupling, feed, sep_lower,
-        torch.stack(pivots_inverse) if width else empty,
-        torch.stack(reduced_upper) if width else empty,
+        split, interior_inverse, coupling, feed,
+        *(torch.stack(m) if width else empty for m in (pivots_inverse, pivots_lower, reduced_upper)),
     )
