@@ -310,15 +310,12 @@ def factor_robustly(bands: Tensor, split: int | None = None) -> BlockFactors | S
 def inexact_step(pattern: PairPattern, system: NewtonSystem, layout: BlockLayout,
                  factors: BlockFactors | SeparatorFactors) -> Tensor | None:
     """`K 2` Newton step by GMRES preconditioned with earlier factors (`coalign_krylov`),
-    or None when `KRYLOV_STEPS` steps do not reach `KRYLOV_TOLERANCE`."""
-    matvec = pair_operator(pattern, system.blocks, system.curvature)
-
-    def precondition(vector: Tensor) -> Tensor:
-        return layout.from_blocks(factors.solve(layout.to_blocks(vector)))
-
-    step, converged = gmres(matvec, precondition, -system.gradient, KRYLOV_TOLERANCE,
-                            KRYLOV_STEPS)
-    return step if converged and bool(torch.isfinite(step).all()) else None
+    or None when `KRYLOV_STEPS` steps do not reach `KRYLOV_TOLERANCE`. Works on the
+    layout's `b q` vectors (no reordering per product)."""
+    matvec = pair_operator(pattern, system.blocks, layout.to_blocks(system.curvature))
+    step, converged = gmres(matvec, factors.solve, -layout.to_blocks(system.gradient),
+                            KRYLOV_TOLERANCE, KRYLOV_STEPS)
+    return layout.from_blocks(step) if converged and bool(torch.isfinite(step).all()) else None
 
 
 def newton_pairs(slots: FrameSlots) -> Tensor:
@@ -364,7 +361,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         data = stage_data(problem, settings, stage.max_pixels, torch.float32)
         if split is None:  # the pairs are the same in every stage (they ignore pixels)
             layout, split = separator_layout(layout, data.rows, data.cols)
-            pattern = pair_pattern(data.rows, data.cols, num_snippets)
+            pattern = pair_pattern(data.rows, data.cols, layout)
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()

@@ -6,6 +6,7 @@ import torch
 from test_core_coalign_linalg import dense, random_system
 
 from rollingdepth_core.coalign_krylov import gmres, pair_operator, pair_pattern
+from rollingdepth_core.coalign_linalg import block_layout
 
 
 def test_pair_operator_equals_the_dense_product():
@@ -14,7 +15,9 @@ def test_pair_operator_equals_the_dense_product():
     blocks = torch.cat([blocks, blocks[:5]])
     vector = torch.randn(len(first), 2, dtype=torch.float64,
                          generator=torch.Generator().manual_seed(3))
-    product = pair_operator(pair_pattern(rows, cols, len(first)), blocks, diagonal)(vector)
+    layout = block_layout(first, 7)
+    operator = pair_operator(pair_pattern(rows, cols, layout), blocks, layout.to_blocks(diagonal))
+    product = layout.from_blocks(operator(layout.to_blocks(vector)))
     expected = dense(rows, cols, blocks, diagonal) @ vector.reshape(-1)
     torch.testing.assert_close(product.reshape(-1), expected, atol=1e-12, rtol=0)
 
