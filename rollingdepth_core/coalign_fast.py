@@ -187,18 +187,18 @@ def frame_terms(
     """
     dtype = values.dtype
     filled = mask.to(dtype)[..., None]  # n R 1
-    counts = filled.sum(1)  # n 1
-    aligned = values * scales.to(dtype)[..., None] + shifts.to(dtype)[..., None]  # 0 if empty
-    eps = settings.min_inverse_depth
+    share = 1.0 / filled.sum(1, keepdim=True)  # n 1 1: 1 / m
+    aligned = torch.addcmul(shifts.to(dtype)[..., None], values, scales.to(dtype)[..., None])
+    eps = settings.min_inverse_depth  # (aligned is 0 in empty slots)
 
-    target = aligned.sum(1) / counts  # n P
-    scale = target.abs().mean(-1).clamp(min=1e-12)[:, None, None]  # n 1 1
-    resid = (aligned - target[:, None]) * filled
-    inverse = torch.reciprocal(aligned.clamp(min=eps)) * filled
-    target_depth = inverse.sum(1) / counts
-    scale_depth = target_depth.abs().mean(-1).clamp(min=1e-12)[:, None, None]
-    resid_depth = (inverse - target_depth[:, None]) * filled
-    slope = -inverse.square() * (aligned > eps).to(dtype)  # d(1 / x) / dx, 0 where clipped
+    target = aligned.sum(1, keepdim=True) * share  # n 1 P
+    scale = target.abs().mean(-1, keepdim=True).clamp_(min=1e-12)  # n 1 1
+    resid = (aligned - target).mul_(filled)
+    inverse = aligned.clamp(min=eps).reciprocal_().mul_(filled)
+    target_depth = inverse.sum(1, keepdim=True) * share
+    scale_depth = target_depth.abs().mean(-1, keepdim=True).clamp_(min=1e-12)
+    resid_depth = (inverse - target_depth).mul_(filled)
+    slope = torch.where(aligned > eps, -inverse.square(), 0.0)  # d(1 / x) / dx, 0 if clipped
 
     c1 = 1.0 / (scale * denominator)
     c2 = settings.depth_term_weight / (scale_depth * denominator)
@@ -206,18 +206,18 @@ def frame_terms(
     if with_objective:
         data = float((resid.abs() * c1).sum(dtype=torch.float64)
                      + (resid_depth.abs() * c2).sum(dtype=torch.float64))
-    w1 = c1 * torch.rsqrt(resid.square() + (smoothing * scale).square())
-    w2 = c2 * torch.rsqrt(resid_depth.square() + (smoothing * scale_depth).square())
-    pull = w1 * resid + w2 * resid_depth * slope  # n R P
-    basis = torch.stack([values, filled.expand_as(values)], 2)  # n R 2 P: d x / d(s, t)
-    conditions = (basis * pull[:, :, None]).sum(-1).double()  # n R 2
+    w1 = resid.square().add_((smoothing * scale).square()).rsqrt_().mul_(c1)
+    w2 = resid_depth.square().add_((smoothing * scale_depth).square()).rsqrt_().mul_(c2)
+    pull = torch.addcmul(w1 * resid, w2 * resid_depth, slope)  # n R P
+    conditions = torch.stack([(values * pull).sum(-1), pull.sum(-1)], -1).double()  # n R 2
     if not with_jacobian:
         return conditions, None, data
 
+    basis = torch.stack([values, filled.expand_as(values)], 2)  # n R 2 P: d x / d(s, t)
     basis_depth = basis * slope[:, :, None]  # n R 2 P
     gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), basis.flatten(1, 2).transpose(1, 2))
-    gram += torch.bmm((basis_depth * w2[:, :, None]).flatten(1, 2),
-                      basis_depth.flatten(1, 2).transpose(1, 2))
+    gram.baddbmm_((basis_depth * w2[:, :, None]).flatten(1, 2),
+                  basis_depth.flatten(1, 2).transpose(1, 2))
     return conditions, gram, data
 
 
