@@ -214,6 +214,7 @@ def snippet_batch_size(
     value: BatchSize = AUTO,
     default: int = 8,
     maximum: int = MAX_SNIPPETS,
+    name: str = "snippets_per_batch",
 ) -> int:
     """Snippets per UNet call: ``value``, or for "auto" / `AutoBatch` what fits in memory.
 
@@ -221,10 +222,11 @@ def snippet_batch_size(
         latent_size: `(h, w)` of the latents.
         snippet_length: frames per snippet `n`.
         default: the batch where free memory is unknown (CPU).
+        name: the argument's name, for messages.
     """
     return resolve_batch_size(
         value, lambda: unet_memory(model, latent_size, snippet_length), model.device, default,
-        maximum, "snippets per batch",
+        maximum, name,
         lambda: calibrate(_unet_probe(model, latent_size, snippet_length), model.device),
     )
 
@@ -235,14 +237,16 @@ def vae_batch_size(
     value: BatchSize = AUTO,
     default: int = 4,
     maximum: int = MAX_VAE_FRAMES,
+    name: str = "vae_batch_size",
 ) -> int:
     """Frames per VAE call (encoding and decoding): ``value``, or for "auto" what fits.
 
     Args:
         padded_size: `(H, W)` of the padded frames (multiples of 8).
         default: the batch where free memory is unknown (CPU).
+        name: the argument's name, for messages.
     """
     return resolve_batch_size(
-        value, lambda: vae_memory(model, padded_size), model.device, default, maximum,
-        "frames per VAE batch", lambda: calibrate(_vae_probe(model, padded_size), model.device),
+        value, lambda: vae_memory(model, padded_size), model.device, default, maximum, name,
+        lambda: calibrate(_vae_probe(model, padded_size), model.device),
     )

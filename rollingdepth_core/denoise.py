@@ -13,6 +13,7 @@ from .autobatch import BatchSize
 from .batching import run_in_batches
 from .errors import InvalidInput, NumericalError
 from .hooks import NO_HOOKS, Hooks
+from .latents import decode_depth
 from .noise import check_noise
 from .storage import host_empty
 from .transfer import HostCopier
@@ -122,7 +123,9 @@ def denoise_snippets(
         model, latent_size, plan.snippet_length, snippets_per_batch
     )
     vae_batch = VaeBatch(
-        autobatch.vae_batch_size(model, encoded.padded_size, decode_batch_size, default=8)
+        autobatch.vae_batch_size(
+            model, encoded.padded_size, decode_batch_size, default=8, name="decode_batch_size"
+        )
     )
     total, done = plan.num_snippets, 0
     depths = []
@@ -145,7 +148,9 @@ def denoise_snippets(
                 rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
                 start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)
                 latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
-                depth = decode_on_device(model, latents, (height, width), vae_batch, store)
+                depth = decode_on_device(
+                    model, latents, (height, width), vae_batch, store, decode_depth
+                )
                 copier.submit(depth, lambda host: store_batch(host, start, stop))
 
             run_in_batches(

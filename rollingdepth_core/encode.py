@@ -70,7 +70,7 @@ def encode_frames(
         )
     pad_h, pad_w = padding_for(size)
     padded = (size[0] + pad_h, size[1] + pad_w)
-    batch_size = vae_batch_size(model, padded, batch_size)
+    batch_size = vae_batch_size(model, padded, batch_size, name="batch_size")
     total = source.num_frames
     latents = torch.empty(
         total, 4, padded[0] // 8, padded[1] // 8, dtype=torch.float32, device=storage_device

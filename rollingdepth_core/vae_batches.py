@@ -37,7 +37,8 @@ class VaeBatch:
 
 @torch.no_grad()
 def decode_on_device(
-    model: DepthModel, latents: Tensor, size: tuple[int, int], batch: VaeBatch, dtype: torch.dtype
+    model: DepthModel, latents: Tensor, size: tuple[int, int], batch: VaeBatch, dtype: torch.dtype,
+    decode: Callable[[torch.nn.Module, Tensor], Tensor] = decode_depth,
 ) -> Tensor:
     """Decode depth latents where the model is, ``batch.size`` frames per VAE call.
 
@@ -46,6 +47,7 @@ def decode_on_device(
         size: `(H, W)` to crop the decoded depth to (undoes the padding).
         batch: frames per call (halved on out-of-memory).
         dtype: dtype of the result.
+        decode: ``decode(vae, latents)`` -> `b H' W'` float32 (`latents.decode_depth`).
 
     Returns:
         `b H W` on the model's device: the mean of the 3 decoded channels.
@@ -53,7 +55,7 @@ def decode_on_device(
     out = torch.empty(latents.shape[0], *size, device=latents.device, dtype=dtype)
 
     def work(start: int, stop: int) -> None:
-        out[start:stop] = crop_to(decode_depth(model.vae, latents[start:stop]), size).to(dtype)
+        out[start:stop] = crop_to(decode(model.vae, latents[start:stop]), size).to(dtype)
 
     batch.run(latents.shape[0], work, model.device)
     return out
