@@ -250,3 +250,35 @@ def vae_batch_size(
         value, lambda: vae_memory(model, padded_size), model.device, default, maximum, name,
         lambda: calibrate(_vae_probe(model, padded_size), model.device),
     )
+
+
+def resolve_run_batches(
+    model: DepthModel,
+    input_size: tuple[int, int],
+    processing_resolution: int,
+    snippet_length: int,
+    snippets: BatchSize,
+    vae_frames: BatchSize,
+) -> tuple[int, int]:
+    """Both batch sizes of a whole run, resolved once (calibration runs at most once each).
+
+    Args:
+        input_size: `(H0, W0)` of the frames.
+        processing_resolution: longest side to process at (0: the input size).
+        snippet_length: frames per snippet.
+        snippets, vae_frames: snippets per UNet call and frames per VAE call, each a number,
+            "auto" or an `AutoBatch`.
+
+    Returns:
+        `(snippets per UNet call, frames per VAE call)`.
+    """
+    from .frames import padding_for, processing_size
+
+    size = processing_size(*input_size, processing_resolution)
+    pad = padding_for(size)
+    padded = (size[0] + pad[0], size[1] + pad[1])
+    latent = (padded[0] // 8, padded[1] // 8)
+    return (
+        snippet_batch_size(model, latent, snippet_length, snippets),
+        vae_batch_size(model, padded, vae_frames),
+    )

@@ -79,7 +79,7 @@ def encode_frames(
 
     def prepare(images: Tensor) -> Tensor:
         images = pad_to_multiple(images)  # b 3 H W, sides multiples of 8
-        return images.pin_memory() if pin else images
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
 
     with FrameReader(source, size, prefetch=model.device.type != "cpu", prepare=prepare) as reader:
         encode_to_host(model, total, reader.read, batch_size, latents, hooks)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from .autobatch import BatchSize
+from .autobatch import BatchSize, resolve_run_batches
 from .coalign import CoalignSettings, coalign_depth
 from .denoise import denoise_snippets
 from .encode import encode_frames
@@ -95,6 +95,10 @@ def estimate_depth(
     )
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
 
+    snippets_per_batch, vae_batch_size = resolve_run_batches(
+        model, source.input_size, settings.processing_resolution, plan.snippet_length,
+        snippets_per_batch, vae_batch_size,
+    )
     tic = time.perf_counter()
     encoded = encode_frames(
         model, source, settings.processing_resolution, vae_batch_size, hooks_for("encode")

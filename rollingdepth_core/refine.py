@@ -188,7 +188,7 @@ def refine_depth(
 
     def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
         images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
-        return images.pin_memory() if pin else images
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
 
     depth_latents = encode_to_host(
         model, encoded.num_frames, read, vae_batch,

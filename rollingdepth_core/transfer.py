@@ -19,6 +19,14 @@ from torch import Tensor
 Consumer = Callable[[Tensor], None]
 
 
+def current_stream(device: torch.device):
+    """The stream work is queued on for ``device`` (None: let torch pick; older torch)."""
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is None or not hasattr(accelerator, "current_stream"):
+        return None
+    return accelerator.current_stream(device)
+
+
 class HostCopier:
     """Deliver device tensors to host consumers, overlapping the copies with compute.
 
@@ -37,7 +45,7 @@ class HostCopier:
     def __init__(self, device: torch.device | str, depth: int = 2):
         self.device = torch.device(device)
         self.depth = max(1, int(depth))
-        self.asynchronous = self.device.type == "cuda"
+        self.asynchronous = self.device.type == "cuda" and hasattr(torch, "Event")
         self._pending: deque[tuple[torch.Event, Tensor, Consumer]] = deque()
         self._free: dict[tuple, list[Tensor]] = {}
 
@@ -51,7 +59,7 @@ class HostCopier:
     def _record(self, value: Tensor) -> torch.Event:
         """An event that completes when the work queued so far on ``value``'s device is done."""
         event = torch.Event(device=value.device)
-        event.record()
+        event.record(current_stream(value.device))
         return event
 
     def submit(self, value: Tensor, consume: Consumer) -> None:

@@ -30,7 +30,7 @@ class VaeBatch:
     def run(self, num_items: int, work: Callable[[int, int], None], device) -> None:
         """``work`` over `0 .. num_items` in batches of at most ``size`` (OOM-safe)."""
         asked = min(self.size, num_items)
-        used = run_in_batches(num_items, asked, work, device, what="frames per VAE call")
+        used = run_in_batches(num_items, asked, work, device, what="VAE frames")
         if used < asked:
             self.size = used
 

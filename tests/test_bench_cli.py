@@ -30,6 +30,21 @@ def test_dispatcher_usage(capsys):
     assert main(["--help"]) == 0
 
 
+def test_dispatcher_runs_parser_style_subcommands(monkeypatch):
+    """Subcommands may also offer add_arguments(parser) and run(args) (as `align` does)."""
+    import sys
+    import types
+
+    import rollingdepth_core.bench.__main__ as dispatcher
+
+    fake = types.ModuleType("rollingdepth_core.bench.fake")
+    fake.add_arguments = lambda parser: parser.add_argument("--level", type=int)
+    fake.run = lambda args: args.level + 1
+    monkeypatch.setitem(sys.modules, "rollingdepth_core.bench.fake", fake)
+    monkeypatch.setitem(dispatcher.SUBCOMMANDS, "fake", "fake")
+    assert main(["fake", "--level", "4"]) == 5
+
+
 def test_speed_smoke_in_process(capsys, tmp_path):
     out = tmp_path / "speed.json"
     code = main([
@@ -57,8 +72,8 @@ def test_speed_smoke_in_process(capsys, tmp_path):
     assert record["flops"]["num_snippets"] == 8 + 6  # dilation 3 is capped to int(10 / 3) - 1 = 2
 
 
-def test_memory_smoke_in_subprocesses(capsys):
-    code = main(["memory", *TINY, "--frames", "6,12", "--coalign-iterations", "2"])
+def test_memory_smoke(capsys):
+    code = main(["memory", *TINY, "--frames", "6,12", "--coalign-iterations", "2", "--in-process"])
     assert code == 0
     text = capsys.readouterr().out
     rows = [line.split() for line in text.splitlines() if re.match(r"\s+\d+\s", line)]
@@ -86,3 +101,14 @@ def test_gpu_peak_table():
     assert peak_tflops("NVIDIA GeForce RTX 4090", torch.bfloat16) == 165.2
     assert peak_tflops("NVIDIA H100 80GB HBM3", torch.float32) is None
     assert peak_tflops("Some Future GPU", torch.float16) is None
+
+
+def test_mode_in_a_fresh_process():
+    from rollingdepth_core.bench.runner import BenchConfig, run_mode_in_subprocess
+
+    config = BenchConfig(arch="tiny", frames=6, input_size=(24, 32), resolution=0, dtype="fp32",
+                         coalign_iterations=2, warmup=False, threads=1)
+    result = run_mode_in_subprocess(config, "ours")
+    assert result["mode"] == "ours" and result["seconds"]["total"] > 0
+    assert result["peak_rss"] >= result["rss_ready"] > 0
+    assert result["snippets_per_batch"] == 8 and result["vae_batch_size"] == 4  # CPU defaults

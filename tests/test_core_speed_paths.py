@@ -110,7 +110,7 @@ def test_decoder_oom_shrinks_the_vae_batch_for_good(
     monkeypatch.setattr(denoise, "decode_depth", limited)
     with caplog.at_level(logging.WARNING, logger="rollingdepth_core.batching"):
         retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, 4, 12)
-    assert "frames per VAE call" in caplog.text
+    assert "retrying with 6 VAE frames" in caplog.text
     assert caplog.text.count("Out of memory") == 2  # 12 -> 6 -> 3 once; later batches start at 3
     assert sum(sizes) == plan.num_snippets * 3 and max(sizes) <= 3
     for a, b in zip(one_at_a_time.depths, retried.depths, strict=True):

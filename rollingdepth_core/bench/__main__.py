@@ -1,11 +1,17 @@
-"""``python -m rollingdepth_core.bench {speed,memory,...} [options]``: run one benchmark."""
+"""``python -m rollingdepth_core.bench {speed,memory,...} [options]``: run one benchmark.
+
+A subcommand is a module of this package, imported only when asked for. It provides either
+``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import logging
 import sys
 
-# subcommand -> module of this package that provides ``main(argv) -> int``
+# subcommand -> module of this package
 SUBCOMMANDS = {
     "speed": "speed",
     "memory": "memory",
@@ -20,8 +26,15 @@ def main(argv: list[str] | None = None) -> int:
             "       python -m rollingdepth_core.bench <subcommand> --help\n"
         )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    module = importlib.import_module(f".{SUBCOMMANDS[argv[0]]}", __package__)
-    return int(module.main(argv[1:]) or 0)
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(f".{SUBCOMMANDS[name]}", __package__)
+    if hasattr(module, "main"):
+        return int(module.main(rest) or 0)
+    parser = argparse.ArgumentParser(prog=f"python -m rollingdepth_core.bench {name}")
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":

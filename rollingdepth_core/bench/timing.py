@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import torch
 
 from .. import devices
+from ..transfer import current_stream
 
 
 class ModuleTimer:
@@ -32,7 +33,7 @@ class ModuleTimer:
         def before(_module, _args):
             if self.use_events:
                 start = torch.Event(device=self.device, enable_timing=True)
-                start.record()
+                start.record(current_stream(self.device))
                 open_calls.append(start)
             else:
                 open_calls.append(time.perf_counter())
@@ -42,7 +43,7 @@ class ModuleTimer:
             key = f"{self.label} {name}"
             if self.use_events:
                 end = torch.Event(device=self.device, enable_timing=True)
-                end.record()
+                end.record(current_stream(self.device))
                 self._spans.setdefault(key, []).append((start, end))
             else:
                 self._spans.setdefault(key, []).append(time.perf_counter() - start)
