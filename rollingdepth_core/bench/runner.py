@@ -261,8 +261,8 @@ def run_mode(config: BenchConfig, mode: str, save_path: str | None = None) -> di
     if mode == "ours":
         def policy(text):
             value = _batch_value(text)
-            if isinstance(value, autobatch.AutoBatch):
-                return autobatch.AutoBatch(memory_limit=limit)
+            if isinstance(value, autobatch.AutoBatch):  # calibrating would compile more shapes
+                return autobatch.AutoBatch(memory_limit=limit, measure=not config.compile)
             return value
 
         snippets_per_batch = autobatch.snippet_batch_size(
@@ -271,8 +271,8 @@ def run_mode(config: BenchConfig, mode: str, save_path: str | None = None) -> di
         vae_batch = autobatch.vae_batch_size(model, padded, policy(config.vae_batch_size))
     else:
         snippets_per_batch, vae_batch = 1, 4
-    if config.warmup:  # (networks run under no_grad; co-alignment needs autograd)
-        warm_up(model, padded, length, snippets_per_batch, min(vae_batch, max(length, 1)))
+    if config.warmup:  # two batch sizes each: a compiled model then has dynamic batch shapes
+        warm_up(model, padded, length, max(1, snippets_per_batch - 1), max(1, vae_batch - 1))
         warm_up(model, padded, length, snippets_per_batch, vae_batch)
 
     modules = None if config.compile else ModuleTimer(device)

@@ -142,6 +142,18 @@ def stage_rows(result: dict) -> dict[str, float]:
     return rows
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _flop(value: float) -> str:
     for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
         if value >= scale:
@@ -180,8 +192,8 @@ def format_table(config: BenchConfig, results: dict[str, dict], flops: dict, sum
     first = next(iter(results.values()))
     lines = [
         f"RollingDepth speed benchmark, {datetime.date.today().isoformat()}",
-        f"device: {first['device_name']} ({platform.processor() or platform.machine()}, "
-        f"{first['threads']} CPU threads), torch {torch.__version__}",
+        f"device: {first['device_name']} (host {cpu_name()}, {first['threads']} CPU threads), "
+        f"torch {torch.__version__}",
         f"model: {config.checkpoint or 'random ' + config.arch}, dtype {config.dtype}; clip "
         f"{config.frames} frames {config.input_size[1]}x{config.input_size[0]}, processed at "
         f"{flops['padded_size'][1]}x{flops['padded_size'][0]} (padded); preset {config.preset}: "
