@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .checkpoint import DEFAULT_REPO_ID, load_model
-from .coalign import CoalignSettings
+from .coalign import DEFAULT_METHOD, CoalignSettings, available_methods
 from .colormaps import COLORMAPS, colorize_depth
 from .devices import default_device
 from .errors import InvalidSettings, RollingDepthError
@@ -32,13 +32,6 @@ from .video_io import read_clip
 logger = logging.getLogger("rollingdepth")
 
 OUTPUTS = ("npz", "png16", "video", "exr")
-
-
-def solver_names() -> list[str]:
-    """Co-alignment methods available to ``--coalign-method``."""
-    from . import coalign, coalign_adam  # noqa: F401  (solver modules register themselves)
-
-    return sorted(coalign.SOLVERS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-count", type=int, default=0, help="frames to read (0: all)")
     parser.add_argument("--snippets-per-batch", type=int, default=8, help="snippets per UNet call (8)")
     parser.add_argument("--vae-batch-size", type=int, default=4, help="frames per VAE call (4)")
-    parser.add_argument("--coalign-method", default=None,
-                        help="co-alignment solver (default: the library default)")
+    parser.add_argument("--coalign-method", choices=available_methods(), default=DEFAULT_METHOD,
+                        help=f"co-alignment solver (default: {DEFAULT_METHOD}; 'reference' is the authors' "
+                        "Adam loop, 'robust' a drift-resistant objective)")
     parser.add_argument("--coalign-iterations", type=int, default=None,
                         help="iterations of the co-alignment solver (reference: 2000)")
     parser.add_argument("--restore-resolution", action="store_true",
@@ -130,9 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                 args.input)
     model = load_model(args.model, device=device, dtype=settings.dtype, local_dir=args.model_dir,
                        allow_download=not args.offline)
-    coalign_kwargs = {}
-    if args.coalign_method is not None:
-        coalign_kwargs["coalign_method"] = args.coalign_method
+    coalign_kwargs = {"coalign_method": args.coalign_method}
     if args.coalign_iterations is not None:
         coalign_kwargs["coalign_settings"] = CoalignSettings(num_iterations=args.coalign_iterations)
     result = estimate_depth(

@@ -1,25 +1,33 @@
 """Co-alignment (SPEC §4): one scale and shift per snippet, then a streamed merge.
 
 The objective is the reference's; solvers live in their own modules and are picked by
-name (`SOLVERS`). Everything here works on per-group tensors `s n P` and frame indices
-`s n`, never on a dense `rows N P` array.
+name (`SOLVERS`): "fast" (default, `coalign_fast`), "reference" (the authors' Adam loop,
+`coalign_adam`) and "robust" (a different, outlier-robust objective, `coalign_robust`).
+Everything here works on per-group tensors `s n P` and frame indices `s n`, never on a
+dense `rows N P` array. Snippet depths may be stored compactly (fp16) or on disk
+(`DiskTensor`): they are read in chunks of snippets, and the merge streams frame by frame.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .coalign_slots import slot_table
 from .errors import InvalidInput, InvalidSettings
 from .hooks import NO_HOOKS, Hooks
 from .refine import normalize_depth
 from .types import Alignment, DepthVideo, SnippetDepths
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_METHOD = "fast"  # the default of `coalign` / `coalign_depth` (node menus read it)
+READ_CHUNK = 32  # snippets read from storage at a time
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,28 @@ class AlignmentProblem:
         return int(self.values[0].shape[-1])
 
 
+def snippet_chunks(depth, chunk: int = READ_CHUNK):
+    """Yield `(start, stop, b n H W tensor)` over the snippets of one group's storage."""
+    for start in range(0, int(depth.shape[0]), chunk):
+        stop = min(start + chunk, int(depth.shape[0]))
+        yield start, stop, depth[start:stop]
+
+
+def value_range(snippets: SnippetDepths) -> tuple[float, float]:
+    """Smallest and largest value over all snippets and pixels (NaN if any value is NaN)."""
+    low, high = float("inf"), float("-inf")
+    for depth in snippets.depths:
+        for _, _, values in snippet_chunks(depth):
+            chunk_low, chunk_high = torch.aminmax(values)
+            low, high = min(low, float(chunk_low)), max(high, float(chunk_high))
+            if math.isnan(float(chunk_low)) or math.isnan(float(chunk_high)):
+                return float("nan"), float("nan")
+    return low, high
+
+
 def global_minimum(snippets: SnippetDepths) -> float:
     """Smallest value over all snippets and pixels (border included), as the reference."""
-    return min(float(d.min()) for d in snippets.depths)
+    return value_range(snippets)[0]
 
 
 def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
@@ -106,32 +133,59 @@ def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
 
 
 def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings) -> AlignmentProblem:
-    """Subtract the global minimum, crop, subsample and flatten every group to `s n P`."""
-    check_snippet_depths(snippets)
-    offset = global_minimum(snippets)
+    """Subtract the global minimum, crop, subsample and flatten every group to `s n P`.
+
+    Reads the snippet storage in chunks, so only the subsampled pixels are held.
+    """
+    check_snippet_depths(snippets, finite=False)
+    offset, top = value_range(snippets)
+    if not (math.isfinite(offset) and math.isfinite(top)):
+        check_snippet_depths(snippets)  # raises, naming the snippets
     values = tuple(
-        (optimisation_pixels(d, settings.border, settings.subsample).float() - offset).flatten(-2)
-        for d in snippets.depths
+        torch.cat([
+            (optimisation_pixels(chunk, settings.border, settings.subsample).float() - offset)
+            .flatten(-2)
+            for _, _, chunk in snippet_chunks(depth)
+        ])
+        for depth in snippets.depths
     )
     indices = tuple(g.indices for g in snippets.plan.groups)
     return AlignmentProblem(values, indices, snippets.plan.num_frames, offset)
 
 
-def check_snippet_depths(snippets: SnippetDepths) -> None:
-    """Raise ``InvalidInput`` for snippet depths that do not match their plan or are not finite."""
+def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
+    """Raise ``InvalidInput`` for snippet depths that do not match their plan or are not finite.
+
+    Args:
+        snippets: the snippet depths.
+        finite: also read every value and check it is finite (skip for a cheap check).
+    """
     groups = snippets.plan.groups
     if len(groups) == 0 or len(snippets.depths) != len(groups):
         raise InvalidInput(
             f"snippet depths hold {len(snippets.depths)} groups but the plan has {len(groups)}."
         )
+    size = tuple(snippets.depths[0].shape[-2:])
     for group, depth in zip(groups, snippets.depths, strict=False):
-        if depth.ndim != 4 or tuple(depth.shape[:2]) != tuple(group.indices.shape):
+        if len(depth.shape) != 4 or tuple(depth.shape[:2]) != tuple(group.indices.shape):
             raise InvalidInput(
                 f"snippet depths of dilation {group.dilation} must be `s n H W` with s n = "
                 f"{tuple(group.indices.shape)}; got {tuple(depth.shape)}."
             )
-        if not bool(torch.isfinite(depth).all()):
-            raise InvalidInput(f"snippet depths of dilation {group.dilation} contain NaN or inf.")
+        if tuple(depth.shape[-2:]) != size:
+            raise InvalidInput(
+                f"snippet depths of dilation {group.dilation} are {tuple(depth.shape[-2:])}, "
+                f"the first group {size}; all groups must have the same H W."
+            )
+    if finite and not all(math.isfinite(v) for v in value_range(snippets)):
+        for group, depth in zip(groups, snippets.depths, strict=False):
+            for start, _, values in snippet_chunks(depth):
+                bad = (~torch.isfinite(values.flatten(1)).all(1)).nonzero().flatten() + start
+                if bad.numel():
+                    raise InvalidInput(
+                        f"snippet depths of dilation {group.dilation} contain NaN or inf "
+                        f"(snippets {bad[:10].tolist()}). Try dtype fp32."
+                    )
 
 
 def frame_means(values: Tensor, frames: Tensor, num_frames: int) -> Tensor:
@@ -217,6 +271,11 @@ Solver = Callable[[AlignmentProblem, CoalignSettings, Hooks], Alignment]
 SOLVERS: dict[str, Solver] = {}
 
 
+def register_builtin_solvers() -> None:
+    """Import the solver modules so that they register themselves in `SOLVERS`."""
+    from . import coalign_adam, coalign_fast, coalign_robust  # noqa: F401
+
+
 def register_solver(name: str) -> Callable[[Solver], Solver]:
     """Decorator: make a solver selectable as ``coalign(..., method=name)``."""
 
@@ -229,7 +288,7 @@ def register_solver(name: str) -> Callable[[Solver], Solver]:
 
 def coalign(
     snippets: SnippetDepths,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     settings: CoalignSettings = CoalignSettings(),
     hooks: Hooks = NO_HOOKS,
 ) -> Alignment:
@@ -237,15 +296,16 @@ def coalign(
 
     Args:
         snippets: decoded snippet depths (`denoise_snippets`).
-        method: a solver name from `SOLVERS` ("reference" is the authors' Adam loop).
+        method: a solver name from `SOLVERS`: "fast" (default; the reference's result, ~30
+            Newton steps), "reference" (the authors' Adam loop, for parity) or "robust"
+            (an outlier-robust objective, see `coalign_robust`).
         settings: objective and solver settings.
         hooks: progress per iteration, cancel between iterations.
 
     Returns:
         `Alignment` (scales and shifts per group, the subtracted offset, objective value).
     """
-    from . import coalign_adam  # noqa: F401  (registers the reference solver)
-
+    register_builtin_solvers()
     if method not in SOLVERS:
         raise InvalidSettings(
             f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
@@ -265,48 +325,65 @@ def coalign(
 
 @torch.no_grad()
 def merge_aligned(
-    snippets: SnippetDepths, alignment: Alignment, chunk: int = 64, hooks: Hooks = NO_HOOKS
+    snippets: SnippetDepths,
+    alignment: Alignment,
+    chunk: int = 4,
+    hooks: Hooks = NO_HOOKS,
+    out=None,
 ) -> Tensor:
     """Average every frame's aligned predictions at full resolution (SPEC §4.5).
 
-    Streams over snippets ``chunk`` at a time from their compact storage; memory is the
-    output plus one chunk.
+    Streams frame by frame: each step reads the (at most `R`) predictions of ``chunk``
+    frames from their storage (fp16 tensors or `DiskTensor`s), aligns them in float32 and
+    writes their mean. Memory is the output plus `R x chunk` frames.
+
+    Args:
+        snippets: the snippet depths that were aligned.
+        alignment: scales, shifts and offset from `coalign`.
+        chunk: frames per step.
+        hooks: progress per frame, cancel between steps.
+        out: optional writable `N H W` array to fill (e.g. a `DiskTensor`); default a new
+            float32 tensor.
 
     Returns:
-        `N H W` float32, in min-subtracted units (the reference's raw merged video).
+        ``out`` or the new `N H W` float32 tensor, in min-subtracted units (the reference's
+        raw merged video).
     """
-    check_snippet_depths(snippets)
+    check_snippet_depths(snippets, finite=False)
+    groups = snippets.plan.groups
     if len(alignment.scales) != len(snippets.depths) or any(
         s.shape[0] != d.shape[0] for s, d in zip(alignment.scales, snippets.depths, strict=False)
     ):
         raise InvalidInput("The alignment was made for other snippet depths (counts differ).")
+    if chunk < 1:
+        raise InvalidSettings(f"chunk must be >= 1 frame; got {chunk}.")
     num_frames = snippets.plan.num_frames
     height, width = snippets.size
-    total = torch.zeros(num_frames, height, width)
-    count = torch.zeros(num_frames)
-    num_snippets = snippets.plan.num_snippets
-    done = 0
-    for depth, group, scales, shifts in zip(
-        snippets.depths, snippets.plan.groups, alignment.scales, alignment.shifts, strict=False
-    ):
-        for start in range(0, depth.shape[0], chunk):
-            hooks.check_cancel()
-            stop = min(start + chunk, depth.shape[0])
-            values = depth[start:stop].float() - alignment.offset  # b n H W
-            aligned = values * scales[start:stop, None, None, None].float() + shifts[
-                start:stop, None, None, None
-            ].float()
-            frames = group.indices[start:stop].flatten()
-            total.index_add_(0, frames, aligned.flatten(0, 1))
-            count.index_add_(0, frames, torch.ones(frames.shape[0]))
-            done += stop - start
-            hooks.progress(done, num_snippets)
-    return total / count[:, None, None]
+    if out is None:
+        out = torch.empty(num_frames, height, width)
+    elif tuple(out.shape) != (num_frames, height, width):
+        raise InvalidInput(f"out must be {(num_frames, height, width)}; got {tuple(out.shape)}.")
+    table = slot_table(tuple(g.indices for g in groups), num_frames)  # per frame: its slots
+    for start in range(0, num_frames, chunk):
+        hooks.check_cancel()
+        stop = min(start + chunk, num_frames)
+        total = torch.zeros(stop - start, height, width)
+        for group, depth in enumerate(snippets.depths):
+            here = table.group[start:stop] == group  # b R
+            frames = here.nonzero()[:, 0]
+            local, position = table.local[start:stop][here], table.position[start:stop][here]
+            values = depth[local, position].float() - alignment.offset  # q H W
+            scales = alignment.scales[group][local].float()[:, None, None]
+            shifts = alignment.shifts[group][local].float()[:, None, None]
+            total.index_add_(0, frames, values * scales + shifts)
+        out[start:stop] = total / table.counts[start:stop, None, None].float()
+        hooks.progress(stop, num_frames)
+    return out
 
 
 def coalign_depth(
     snippets: SnippetDepths,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     settings: CoalignSettings = CoalignSettings(),
     hooks: Hooks = NO_HOOKS,
 ) -> tuple[DepthVideo, Alignment]:
@@ -324,14 +401,10 @@ def coalign_depth(
     return video, alignment
 
 
-DEFAULT_METHOD = "reference"  # keep equal to the default of `coalign` / `coalign_depth`
-
-
 def available_methods() -> tuple[str, ...]:
     """Names of every registered co-alignment solver, sorted (for menus and CLI choices).
 
     Imports the solver modules first, so the list is complete without running `coalign`.
     """
-    from . import coalign_adam  # noqa: F401  (registers the reference solver)
-
+    register_builtin_solvers()
     return tuple(sorted(SOLVERS))

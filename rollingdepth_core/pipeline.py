@@ -56,7 +56,7 @@ def estimate_depth(
     settings: Preset,
     seed: int = 0,
     noise: Tensor | None = None,
-    coalign_method: str = "reference",
+    coalign_method: str = "fast",
     coalign_settings: CoalignSettings = CoalignSettings(),
     snippets_per_batch: BatchSize = 8,
     vae_batch_size: BatchSize = 4,

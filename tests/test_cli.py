@@ -69,7 +69,18 @@ def test_settings_from_args_override_preset():
     settings = settings_from_args(args)
     assert settings == dataclasses.replace(PRESETS["full"], dilations=(1, 5), refine_steps=0,
                                            cap_dilation=False, processing_resolution=512, dtype="bf16")
-    assert settings_from_args(build_parser().parse_args(["x.mp4"])) == PRESETS["fast"]
+    defaults = build_parser().parse_args(["x.mp4"])
+    assert settings_from_args(defaults) == PRESETS["fast"]
+    assert defaults.coalign_method == "fast"
+
+
+def test_coalign_method_choices(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["x.mp4", "--coalign-method", "magic"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'magic'" in err and "'reference'" in err and "'fast'" in err
+    args = build_parser().parse_args(["x.mp4", "--coalign-method", "robust"])
+    assert args.coalign_method == "robust"
 
 
 def test_module_entry_point_help():

@@ -16,7 +16,7 @@ from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
 from rollingdepth_pack.nodes import comfy_bridge
 from rollingdepth_pack.nodes import pipeline as pipeline_node
 from rollingdepth_pack.rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
-from rollingdepth_pack.rollingdepth_core.coalign import coalign_depth
+from rollingdepth_pack.rollingdepth_core.coalign import DEFAULT_METHOD, coalign_depth
 from rollingdepth_pack.rollingdepth_core.denoise import predict_snippets
 from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidInput, InvalidSettings
 from rollingdepth_pack.rollingdepth_core.export import read_exr
@@ -116,7 +116,9 @@ def test_one_node_matches_core_and_stage_chain(pack_model, pack_images, monkeypa
                   num_frames=0, images=pack_images)
     (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, images=pack_images, plan=plan,
                       processing_resolution=RESOLUTION, seed=3, snippets_per_batch=8)
-    coaligned, _ = run("RollingDepthCoalign", snippet_depths=snippets, **COALIGN)
+    # the one-node pipeline uses the default co-alignment method (issue 5: "fast")
+    coaligned, _ = run("RollingDepthCoalign", snippet_depths=snippets,
+                       **dict(COALIGN, method=DEFAULT_METHOD))
     (refined,) = run("RollingDepthRefine", model=pack_model, images=pack_images, depth=coaligned,
                      **dict(REFINE, seed=3, snippets_per_batch=8))
     torch.testing.assert_close(refined.inverse_depth, expected, **EXACT)

@@ -1,0 +1,120 @@
+"""Co-alignment benchmark: naive mean, reference Adam, fast and robust solvers, side by side.
+
+Every (case, method) runs in its own process (`worker.py`) on the same cached inputs, one
+after the other, so the speed-up ratios are measured in one run on one machine. Prints one
+markdown table and writes it, the raw results and the error-over-time figure to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .data import CASES, prepare_case
+from .report import format_table, plot_error_over_time
+
+logger = logging.getLogger(__name__)
+
+FIGURE_CASE = "large"
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(base) / "rollingdepth-bench"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", default="golden,small,large,long_small,long",
+                        help=f"comma-separated, from {', '.join(CASES)}")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated subset of each case's methods (default: all)")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache(),
+                        help="where generated inputs are kept between runs")
+    parser.add_argument("--out", type=Path, default=Path("docs"),
+                        help="folder for coalign_benchmark.md/.json and the figure")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="torch threads per measurement")
+
+
+def cpu_name() -> str:
+    """The CPU model (lscpu's 'Model name'), or the platform's description."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_worker(folder: Path, method: str, storage: str, threads: int) -> dict:
+    """Measure one method on one case in a fresh Python process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
+        command = [sys.executable, "-m", "rollingdepth_core.bench.worker", str(folder), method,
+                   storage, str(threads), str(out)]
+        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[2])
+        return json.loads(out.read_text())
+
+
+def write(text: str) -> None:
+    """The table goes to stdout (the package logs everything else)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    keys = [k for k in args.cases.split(",") if k]
+    unknown = [k for k in keys if k not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+    wanted = {m for m in args.methods.split(",") if m}
+    results, titles = [], {}
+    started = time.strftime("%Y-%m-%d %H:%M")
+    for key in keys:
+        case = CASES[key]
+        try:
+            folder = prepare_case(case, args.cache_dir)
+        except FileNotFoundError as error:
+            logger.warning("Skipping %s: %s", key, error)
+            continue
+        titles[key] = case.title
+        for method in case.methods:
+            if wanted and method not in wanted:
+                continue
+            logger.info("Measuring %s on %s ...", method, case.title)
+            try:
+                result = run_worker(folder, method, case.storage, args.threads)
+            except subprocess.CalledProcessError as error:
+                logger.error("  %s on %s failed (%s); continuing.", method, key, error)
+                continue
+            result["case"] = key
+            results.append(result)
+            logger.info("  %.2f s, AbsRel %.2f %%", result["total_s"], result["absrel"])
+    policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    machine = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads "
+               f"(OMP_WAIT_POLICY={policy}), torch {torch.__version__}, "
+               f"Python {platform.python_version()}, {started}")
+    table = format_table(results, titles)
+    write(table + f"\nMachine: {machine}\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "coalign_benchmark.md").write_text(table + f"\nMachine: {machine}\n")
+    slim = [{k: [round(x, 4) for x in v] if k == "frame_absrel" else v
+             for k, v in r.items() if "profile" not in k} for r in results]
+    lines = ",\n".join(json.dumps(r) for r in slim)  # one line per measurement
+    (args.out / "coalign_benchmark.json").write_text(
+        f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n]}}\n')
+    if FIGURE_CASE in titles:
+        plot_error_over_time(results, FIGURE_CASE, titles[FIGURE_CASE],
+                             args.out / "coalign_error_over_time.png")
+    return 0

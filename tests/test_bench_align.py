@@ -1,0 +1,91 @@
+"""The co-alignment benchmark: cached inputs, one measurement, the table and the figure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from rollingdepth_core.bench import data, report, worker
+
+
+@pytest.fixture(scope="module")
+def tiny_case(tmp_path_factory):
+    case = data.Case("tiny", "synthetic, 40 x 32x24", 40, 24, 32, ("naive", "fast"))
+    folder = data.prepare_case(case, tmp_path_factory.mktemp("cache"))
+    return case, folder
+
+
+def test_prepared_case_is_cached_and_loads_both_ways(tiny_case):
+    case, folder = tiny_case
+    stamp = (folder / "truth.bin").stat().st_mtime_ns
+    assert data.prepare_case(case, folder.parent) == folder
+    relabelled = dataclasses.replace(case, title="other label", methods=("robust",))
+    assert data.prepare_case(relabelled, folder.parent) == folder
+    assert (folder / "truth.bin").stat().st_mtime_ns == stamp  # reused, not regenerated
+    in_memory, truth = data.load_case(folder, "memory")
+    on_disk, _ = data.load_case(folder, "disk")
+    assert isinstance(in_memory.depths[0], torch.Tensor)
+    assert in_memory.depths[0].dtype == torch.float16
+    assert torch.equal(on_disk.depths[1][...], in_memory.depths[1])
+    assert truth.shape == (40, 24, 32)
+    assert [g.dilation for g in in_memory.plan.groups] == [1, 10, 12]  # 25 capped to 40/3 - 1
+
+
+def test_measure_reports_comparable_numbers(tiny_case):
+    _, folder = tiny_case
+    naive = worker.measure(folder, "naive", "memory", 1)
+    fast = worker.measure(folder, "fast", "disk", 1)
+    assert fast["objective"] < naive["objective"]
+    assert fast["absrel"] < naive["absrel"]
+    assert len(fast["frame_absrel"]) == 40
+    assert fast["total_s"] == pytest.approx(fast["solve_s"] + fast["merge_s"])
+    assert fast["peak_gib"] > 0
+    assert len(fast["profile"]) == 40 and len(fast["truth_profile"][0]) == len(fast["profile"][0])
+
+
+def test_table_and_figure(tmp_path):
+    base = dict(objective=0.2, absrel=10.0, delta1=80.0, temporal_error=0.004, solve_s=1.0,
+                merge_s=0.5, peak_gib=0.3, frame_absrel=[10.0, 11.0, 9.0], profile_row=3,
+                profile=[[0.1, 0.2], [0.2, 0.3], [0.3, 0.4]],
+                truth_profile=[[0.1, 0.2], [0.2, 0.3], [0.3, 0.4]])
+    results = [
+        dict(base, case="c", method="reference", total_s=30.0),
+        dict(base, case="c", method="fast", total_s=1.5, absrel=9.5),
+        dict(base, case="c", method="naive", total_s=0.5),
+    ]
+    assert report.speedups(results) == {("c", "fast"): 20.0}
+    table = report.format_table(results, {"c": "clip"})
+    lines = table.strip().splitlines()
+    assert lines[0] == report.HEADER and len(lines) == 5
+    row = "| clip | fast (default) | 0.20000 | 9.50 | 80.00 | 0.00400 | 1.00 | 0.50 | 1.50 | 20.0x | 0.30 |"
+    assert row in lines
+    figure = tmp_path / "fig.png"
+    report.plot_error_over_time(results, "c", "clip", figure)
+    assert figure.stat().st_size > 1000
+
+
+def test_cases_cover_the_issue():
+    assert data.CASES["large"].height == 432 and data.CASES["large"].width == 768
+    assert data.CASES["long"].num_frames == 1000 and data.CASES["long"].storage == "disk"
+    assert {"naive", "reference", "fast"} <= set(data.CASES["small"].methods)
+    assert dataclasses.is_dataclass(data.CASES["golden"])
+
+
+def test_command_runs_measures_and_writes(tiny_case, tmp_path, monkeypatch, capsys):
+    from rollingdepth_core.bench import __main__ as command
+    from rollingdepth_core.bench import align
+
+    case, folder = tiny_case
+    monkeypatch.setitem(data.CASES, "tiny", case)
+    monkeypatch.setattr(align, "FIGURE_CASE", "tiny")
+    out = tmp_path / "out"
+    assert command.main(["align", "--cases", "tiny", "--cache-dir", str(folder.parent),
+                         "--out", str(out), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| synthetic, 40 x 32x24 | fast (default) |" in printed and "Machine:" in printed
+    assert (out / "coalign_benchmark.md").read_text() in printed + "\n"
+    assert (out / "coalign_error_over_time.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="unknown case"):
+        command.main(["align", "--cases", "nope", "--out", str(out)])
