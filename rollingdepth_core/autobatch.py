@@ -282,3 +282,40 @@ def resolve_run_batches(
         snippet_batch_size(model, latent, snippet_length, snippets),
         vae_batch_size(model, padded, vae_frames),
     )
+
+
+def run_activation_bytes(
+    model: DepthModel,
+    input_size: tuple[int, int],
+    processing_resolution: int,
+    snippet_length: int,
+    snippets: BatchSize,
+    vae_frames: BatchSize,
+    default_snippets: int = 8,
+    default_vae_frames: int = 4,
+) -> int:
+    """Estimated peak activation bytes of one run's largest call (UNet or VAE), weights excluded.
+
+    For a host that manages device memory itself (ComfyUI frees this much, evicting its own
+    models, before the run). "auto" batches count as ``default_snippets`` /
+    ``default_vae_frames``: an automatic batch then grows into whatever is free after that.
+
+    Args:
+        input_size: `(H0, W0)` of the frames.
+        processing_resolution: longest side to process at (0: the input size).
+        snippet_length: frames per snippet.
+        snippets, vae_frames: snippets per UNet call and frames per VAE call (number, "auto"
+            or `AutoBatch`).
+    """
+    from .frames import padding_for, processing_size
+
+    check_batch_size(snippets, "snippets_per_batch")
+    check_batch_size(vae_frames, "vae_batch_size")
+    snippets = snippets if isinstance(snippets, int) else default_snippets
+    vae_frames = vae_frames if isinstance(vae_frames, int) else default_vae_frames
+    size = processing_size(*input_size, processing_resolution)
+    pad = padding_for(size)
+    padded = (size[0] + pad[0], size[1] + pad[1])
+    unet = unet_memory(model, (padded[0] // 8, padded[1] // 8), snippet_length)
+    vae = vae_memory(model, padded)
+    return int(max(unet.fixed + unet.per_item * snippets, vae.fixed + vae.per_item * vae_frames))

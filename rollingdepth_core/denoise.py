@@ -214,6 +214,11 @@ def predict_snippets(
 
     source = as_source(frames)
     check_plan_matches(plan, source.num_frames, "the video")
+    # resolved once for the whole run, exactly as `estimate_depth` does (same batches, same sums)
+    snippets_per_batch, vae_batch_size = autobatch.resolve_run_batches(
+        model, source.input_size, processing_resolution, plan.snippet_length,
+        snippets_per_batch, vae_batch_size,
+    )
     total = source.num_frames + plan.num_snippets
     encode_hooks = Hooks(lambda done, _: hooks.progress(done, total), hooks.check_cancel)
     encoded = encode_frames(model, source, processing_resolution, vae_batch_size, encode_hooks)

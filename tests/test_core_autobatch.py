@@ -146,3 +146,16 @@ def test_estimates_bound_measured_activations(tiny_model, latent_size):
     per_frame = peaks[1] - peaks[0]
     estimate = vae_memory(tiny_model, (8 * h, 8 * w)).per_item
     assert per_frame <= estimate <= 1.5 * per_frame
+
+
+def test_run_activation_bytes_is_the_larger_call(tiny_model):
+    from rollingdepth_core.autobatch import run_activation_bytes
+
+    # 40 x 64 at its own size: latents 5 x 8, padded frames 40 x 64
+    unet = unet_memory(tiny_model, (5, 8), 3).per_item
+    vae = vae_memory(tiny_model, (40, 64)).per_item
+    assert run_activation_bytes(tiny_model, (40, 64), 0, 3, 8, 4) == max(8 * unet, 4 * vae)
+    assert run_activation_bytes(tiny_model, (40, 64), 0, 3, "auto", AutoBatch()) == max(8 * unet, 4 * vae)
+    assert run_activation_bytes(tiny_model, (400, 640), 64, 3, 1, 64) == 64 * vae
+    with pytest.raises(InvalidSettings, match="vae_batch_size"):
+        run_activation_bytes(tiny_model, (40, 64), 0, 3, 8, -1)
