@@ -320,6 +320,44 @@ class VideoFileSource:
         self._close()
 
 
+class FrameRange:
+    """Frames ``start .. start + count - 1`` of another source (count 0: to its end).
+
+    Reads are forwarded, so a lazily decoded video stays lazy.
+    """
+
+    def __init__(self, source: FrameSource, start: int = 0, count: int = 0):
+        if start < 0:
+            raise InvalidSettings(f"start frame must be >= 0; got {start}.")
+        if count < 0:
+            raise InvalidSettings(f"frame count must be >= 0 (0 = all); got {count}.")
+        total = source.num_frames
+        if start >= total:
+            raise InvalidInput(f"start frame {start} is past the end of the clip ({total} frames).")
+        self.source = source
+        self.start = int(start)
+        self._num_frames = min(total - start, count or total - start)
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.source.input_size
+
+    @property
+    def fps(self) -> float | None:
+        return getattr(self.source, "fps", None)
+
+    def read(self, start: int, stop: int, size: tuple[int, int] | None = None) -> Tensor:
+        check_range(self, start, stop)
+        return self.source.read(self.start + start, self.start + stop, size)
+
+    def fingerprint(self) -> tuple:
+        return (*self.source.fingerprint(), "range", self.start, self._num_frames)
+
+
 def _stream_source_is_reencoding(video) -> bool:
     """True when ``video.get_stream_source`` is a generic fallback that re-encodes the frames.
 

@@ -15,6 +15,7 @@ from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.frames import resize_frames
 from rollingdepth_core.sources import (
     ArraySource,
+    FrameRange,
     FrameReader,
     TensorSource,
     VideoFileSource,
@@ -249,3 +250,20 @@ def test_encode_frames_from_sources_equals_tensor(tiny_model, video_path, eager)
     torch.testing.assert_close(
         from_array.latents, encode_frames(tiny_model, tensor, 0, 2).latents, rtol=0, atol=0
     )
+
+
+def test_frame_range_reads_a_window_lazily(video_path, eager):
+    source = FrameRange(VideoFileSource(video_path), start=3, count=5)
+    assert source.num_frames == 5 and source.input_size == (HEIGHT, WIDTH) and source.fps == FPS
+    torch.testing.assert_close(source.read(1, 4), eager[4:7], rtol=0, atol=0)
+    assert FrameRange(TensorSource(eager), start=10).num_frames == NUM_FRAMES - 10
+    assert FrameRange(TensorSource(eager), start=10, count=50).num_frames == NUM_FRAMES - 10
+    assert source.fingerprint() != FrameRange(VideoFileSource(video_path), 2, 5).fingerprint()
+    with pytest.raises(InvalidSettings, match="outside the clip"):
+        source.read(4, 6)
+    with pytest.raises(InvalidInput, match="past the end"):
+        FrameRange(TensorSource(eager), start=NUM_FRAMES)
+    with pytest.raises(InvalidSettings, match="start frame"):
+        FrameRange(TensorSource(eager), start=-1)
+    with pytest.raises(InvalidSettings, match="frame count"):
+        FrameRange(TensorSource(eager), count=-1)

@@ -54,7 +54,7 @@ class BenchConfig:
     resolution: int | None = None
     dilations: tuple[int, ...] | None = None
     refine_steps: int | None = None
-    coalign_method: str = "reference"
+    coalign_method: str = "fast"
     reference_coalign_method: str = "reference"
     coalign_iterations: int = 2000
     snippets_per_batch: str = "auto"

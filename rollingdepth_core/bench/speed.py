@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import resolve_dtype
+from ..coalign import DEFAULT_METHOD
 from ..presets import PRESETS, parse_dilations
 from ..speedups import ATTENTION_BACKENDS
 from .flops import peak_tflops
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument("--resolution", type=int, default=None, help="override the preset's")
     clip.add_argument("--dilations", type=parse_dilations, default=None, help="e.g. 1,10,25")
     clip.add_argument("--refine-steps", type=int, default=None)
-    clip.add_argument("--coalign-method", default="reference", help="co-alignment solver of ours")
+    clip.add_argument("--coalign-method", default=DEFAULT_METHOD,
+                      help="co-alignment solver of ours (default: the pipeline's)")
     clip.add_argument("--reference-coalign-method", default="reference",
                       help="co-alignment solver of the reference-style mode")
     clip.add_argument("--coalign-iterations", type=int, default=2000)
@@ -241,6 +243,8 @@ def format_table(config: BenchConfig, results: dict[str, dict], flops: dict, sum
         lines.append(
             f"max |reference - ours|: snippet depths {diffs['snippet_depths']:.3g}, "
             f"final depth {diffs['depth']:.3g}"
+            + (f" (co-alignment: {config.reference_coalign_method} vs {config.coalign_method})"
+               if config.reference_coalign_method != config.coalign_method else "")
         )
     return "\n".join(lines) + "\n"
 
