@@ -21,7 +21,7 @@ from rollingdepth_core import (
     plan_snippets,
 )
 from rollingdepth_core.bench.memtrack import LiveBytes
-from rollingdepth_core.bench.synthetic import SyntheticSource
+from rollingdepth_core.bench.synthetic_frames import SyntheticSource
 from rollingdepth_core.denoise import denoise_snippets
 from rollingdepth_core.refine import refine_latents
 from rollingdepth_core.sources import TensorSource

@@ -31,7 +31,7 @@ from ..refine import refine_depth
 from ..snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
 from ..speedups import SpeedOptions, apply_speedups
 from ..types import DepthModel
-from .synthetic import SyntheticSource
+from .synthetic_frames import SyntheticSource
 from .timing import ModuleTimer, StageClock
 
 logger = logging.getLogger(__name__)
