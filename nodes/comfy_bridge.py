@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..rollingdepth_core.autobatch import run_activation_bytes
 from ..rollingdepth_core.checkpoint import DEFAULT_REPO_ID
-from ..rollingdepth_core.frames import padding_for, processing_size
 from ..rollingdepth_core.hooks import Hooks
 from ..rollingdepth_core.types import DepthModel
 
@@ -27,11 +27,6 @@ DEFAULT_MODEL_NAME = DEFAULT_REPO_ID.split("/")[-1]  # "rollingdepth-v1-0"
 FALLBACK_MODEL_FOLDERS: list[Path] = [Path("models") / MODEL_FOLDER_NAME]
 FALLBACK_OUTPUT_FOLDER = Path("output")
 
-# Rough activation memory per latent pixel (h w = H W / 64) per frame, in fp16; doubled for
-# fp32. Used only to ask ComfyUI to evict its own models first; an out-of-memory error still
-# halves the batch in the core.
-UNET_BYTES_PER_LATENT_PIXEL = 16 * 1024
-VAE_DECODE_BYTES_PER_LATENT_PIXEL = 100 * 1024
 
 
 def _model_management():
@@ -217,17 +212,18 @@ def manage(model: DepthModel) -> ModelHandle:
 
 
 def inference_memory(
-    image_size: tuple[int, int], processing_resolution: int, frames_per_call: int,
-    vae_batch_size: int, dtype: torch.dtype,
+    handle: ModelHandle, input_size: tuple[int, int], processing_resolution: int,
+    snippet_length: int, snippets_per_batch: int | str, vae_batch_size: int | str,
 ) -> int:
-    """Bytes of activations one batch needs beyond the weights (a deliberate over-estimate)."""
-    height, width = processing_size(image_size[0], image_size[1], processing_resolution)
-    pad_h, pad_w = padding_for((height, width))
-    latent_pixels = (height + pad_h) * (width + pad_w) // 64
-    scale = max(1, torch.finfo(dtype).bits // 16)
-    unet = frames_per_call * latent_pixels * UNET_BYTES_PER_LATENT_PIXEL
-    vae = vae_batch_size * latent_pixels * VAE_DECODE_BYTES_PER_LATENT_PIXEL
-    return int(max(unet, vae) * scale)
+    """Bytes of activations a run needs beyond the weights (the core's estimate, `autobatch`).
+
+    ComfyUI frees this much (evicting its own models) before the run; "auto" batch sizes
+    count as the core's defaults and then grow into what is left free.
+    """
+    return run_activation_bytes(
+        handle.model, input_size, processing_resolution, snippet_length, snippets_per_batch,
+        vae_batch_size,
+    )
 
 
 def model_for_inference(handle: ModelHandle, memory_required: int = 0) -> DepthModel:

@@ -3,18 +3,21 @@
 ComfyUI `IMAGE` is `N H W 3` float in 0..1; core frames are `N 3 H W` in -1..1; a depth video
 is `N H W` float32 inverse depth (larger = nearer). Nothing here changes its input.
 
-Frames come in as IMAGE only for now. A lazily decoded ComfyUI VIDEO input (issue 4) would be
-converted here too (`video_to_frames`), so the stage nodes keep one conversion call each.
+Frames come in as an IMAGE batch or as a ComfyUI VIDEO (core LoadVideo). Either way the stage
+nodes get a core `FrameSource` (`frame_source`): frames are read, converted and resized batch by
+batch, so a long 1080p VIDEO is decoded lazily at processing size and never becomes a float
+IMAGE batch, and an IMAGE batch is never copied whole.
 """
 
 from __future__ import annotations
 
 import torch
-from einops import rearrange, reduce
+from einops import reduce
 from torch import Tensor
 
 from ..rollingdepth_core.colormaps import colorize_depth
 from ..rollingdepth_core.errors import InvalidInput
+from ..rollingdepth_core.sources import ArraySource, FrameSource, video_input_source
 from ..rollingdepth_core.types import Alignment, DepthVideo
 
 CHANNEL_HINTS = {
@@ -43,13 +46,28 @@ def check_images(images: object, name: str = "images") -> Tensor:
     return images
 
 
-def images_to_frames(images: Tensor) -> Tensor:
-    """ComfyUI IMAGE `N H W 3` in 0..1 -> core frames `N 3 H W` in -1..1, float32 (a new tensor)."""
+def frame_source(images: Tensor | None, video: object | None) -> FrameSource:
+    """The clip a stage node reads: its IMAGE batch or its VIDEO, exactly one of them.
+
+    Neither input is copied or changed; frames are converted (`N H W 3` 0..1 -> `b 3 H W`
+    -1..1) only as the core reads them. IMAGE batches are checked for NaN/inf up front.
+    """
+    if images is not None and video is not None:
+        raise InvalidInput(
+            "Both images and video are connected; connect only one (video decodes lazily and "
+            "saves memory on long clips)."
+        )
+    if video is not None:
+        source = video_input_source(video)
+        if source.num_frames < 1:
+            raise InvalidInput("The video has no frames; check the Load Video node's file and trim.")
+        return source
+    if images is None:
+        raise InvalidInput("Connect the video frames: an IMAGE batch to images, or a VIDEO to video.")
     check_images(images)
-    frames = rearrange(images.float(), "N H W c -> N c H W") * 2 - 1
-    if not bool(torch.isfinite(frames).all()):
+    if not bool(torch.isfinite(images).all()):
         raise InvalidInput("images contain NaN or infinite values; fix the frames first.")
-    return frames
+    return ArraySource(images)
 
 
 def images_to_values(images: Tensor) -> Tensor:
@@ -79,11 +97,12 @@ def check_depth(depth: object, name: str = "depth") -> DepthVideo:
     return depth
 
 
-def check_frame_count(images: Tensor, expected: int, what: str) -> None:
-    """Raise ``InvalidInput`` when the frames and ``what`` (made from a video) disagree in length."""
-    if images.shape[0] != expected:
+def check_frame_count(frames: Tensor | FrameSource, expected: int, what: str) -> None:
+    """Raise ``InvalidInput`` when the frames (a batch or a source) and ``what`` disagree in length."""
+    count = frames.num_frames if isinstance(frames, FrameSource) else int(frames.shape[0])
+    if count != expected:
         raise InvalidInput(
-            f"images has {images.shape[0]} frames but {what} was made for {expected}. Connect the "
+            f"The video has {count} frames but {what} was made for {expected}. Connect the "
             "same video to both."
         )
 

@@ -7,7 +7,7 @@ import dataclasses
 from ..rollingdepth_core.pipeline import estimate_depth
 from ..rollingdepth_core.presets import PRESETS
 from . import comfy_bridge, convert
-from .denoise_snippets import VAE_BATCH_SIZE, batch_input, seed_input
+from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
 
 OUTPUT_SIZES = ("processing", "input")
 
@@ -33,7 +33,6 @@ class RollingDepth:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("ROLLINGDEPTH_MODEL", {"tooltip": "From RollingDepth Load Model."}),
-            "images": ("IMAGE", {"tooltip": "The video frames (N H W 3)."}),
             "preset": (list(PRESETS), {
                 "default": "fast",
                 "tooltip": "fast / fast1024 / full / paper. The precision is the Load Model node's "
@@ -51,21 +50,23 @@ class RollingDepth:
                 "tooltip": "processing: depth at the processing resolution. input: resized back "
                            "to the frames' size (bilinear).",
             }),
-        }}
+        }, "optional": frames_inputs("the clip to estimate")}
 
     @classmethod
-    def execute(cls, model, images, preset, seed, snippets_per_batch, resolution_override, output_size):
-        frames = convert.images_to_frames(images)
+    def execute(cls, model, preset, seed, snippets_per_batch, resolution_override, output_size,
+                images=None, video=None):
+        source = convert.frame_source(images, video)
         settings = PRESETS[preset]
         if resolution_override > 0:
             settings = dataclasses.replace(settings, processing_resolution=resolution_override)
+        snippets = batch_value(snippets_per_batch)
         memory = comfy_bridge.inference_memory(
-            tuple(frames.shape[-2:]), settings.processing_resolution,
-            snippets_per_batch * settings.snippet_length, VAE_BATCH_SIZE, model.model.dtype,
+            model, source.input_size, settings.processing_resolution, settings.snippet_length,
+            snippets, VAE_BATCH,
         )
         result = estimate_depth(
-            comfy_bridge.model_for_inference(model, memory), frames, settings, seed=seed,
-            snippets_per_batch=snippets_per_batch, vae_batch_size=VAE_BATCH_SIZE,
+            comfy_bridge.model_for_inference(model, memory), source, settings, seed=seed,
+            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
             restore_size=output_size == "input", hooks_for=lambda stage: comfy_bridge.hooks(),
         )
         preview = convert.depth_to_images(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.refine import refine_video
 from . import comfy_bridge, convert
-from .denoise_snippets import VAE_BATCH_SIZE, batch_input, seed_input
+from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
 
 FULL = PRESETS["full"]
 
@@ -28,7 +28,6 @@ class RollingDepthRefine:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("ROLLINGDEPTH_MODEL", {"tooltip": "From RollingDepth Load Model."}),
-            "images": ("IMAGE", {"tooltip": "The video frames the depth belongs to."}),
             "depth": ("ROLLINGDEPTH_DEPTH", {"tooltip": "Depth video of the same frames."}),
             "num_steps": ("INT", {
                 "default": FULL.refine_steps, "min": 1, "max": 500,
@@ -54,23 +53,23 @@ class RollingDepthRefine:
             }),
             "seed": seed_input("Seed of the shared noise; use Denoise's seed to match the one-node result."),
             "snippets_per_batch": batch_input(),
-        }}
+        }, "optional": frames_inputs("the frames the depth belongs to")}
 
     @classmethod
-    def execute(cls, model, images, depth, num_steps, start_dilation, snippet_length, cap_dilation,
-                processing_resolution, seed, snippets_per_batch):
-        frames = convert.images_to_frames(images)
-        convert.check_frame_count(images, convert.check_depth(depth).num_frames, "the depth video")
-        size = depth.size if processing_resolution == 0 else tuple(frames.shape[-2:])
+    def execute(cls, model, depth, num_steps, start_dilation, snippet_length, cap_dilation,
+                processing_resolution, seed, snippets_per_batch, images=None, video=None):
+        source = convert.frame_source(images, video)
+        convert.check_frame_count(source, convert.check_depth(depth).num_frames, "the depth video")
+        size = depth.size if processing_resolution == 0 else source.input_size
+        snippets = batch_value(snippets_per_batch)
         memory = comfy_bridge.inference_memory(
-            size, processing_resolution, snippets_per_batch * snippet_length, VAE_BATCH_SIZE,
-            model.model.dtype,
+            model, size, processing_resolution, snippet_length, snippets, VAE_BATCH
         )
         refined = refine_video(
-            comfy_bridge.model_for_inference(model, memory), frames, depth, num_steps=num_steps,
+            comfy_bridge.model_for_inference(model, memory), source, depth, num_steps=num_steps,
             start_dilation=start_dilation, snippet_length=snippet_length, cap_dilation=cap_dilation,
             seed=seed, processing_resolution=processing_resolution,
-            snippets_per_batch=snippets_per_batch, vae_batch_size=VAE_BATCH_SIZE,
+            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
             hooks=comfy_bridge.hooks(),
         )
         return (refined,)

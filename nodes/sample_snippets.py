@@ -6,6 +6,7 @@ from ..rollingdepth_core.errors import InvalidInput, RollingDepthError
 from ..rollingdepth_core.presets import PRESETS, parse_dilations
 from ..rollingdepth_core.snippets import plan_snippets
 from . import convert
+from .widgets import frames_inputs
 
 FAST = PRESETS["fast"]
 
@@ -47,12 +48,11 @@ class RollingDepthSampleSnippets:
                 }),
                 "num_frames": ("INT", {
                     "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "Frame count of the clip; used only when images is not connected.",
+                    "tooltip": "Frame count of the clip; used only when neither images nor video "
+                               "is connected.",
                 }),
             },
-            "optional": {
-                "images": ("IMAGE", {"tooltip": "The video frames (only their count is used)."}),
-            },
+            "optional": frames_inputs("only their count is used"),
         }
 
     @classmethod
@@ -66,10 +66,12 @@ class RollingDepthSampleSnippets:
         return True
 
     @classmethod
-    def execute(cls, dilations, snippet_length, cap_dilation, num_frames, images=None):
-        if images is not None:
-            num_frames = convert.check_images(images).shape[0]
+    def execute(cls, dilations, snippet_length, cap_dilation, num_frames, images=None, video=None):
+        if images is not None or video is not None:
+            num_frames = convert.frame_source(images, video).num_frames
         elif num_frames < 1:
-            raise InvalidInput("Connect the video's images, or set num_frames to the clip's frame count.")
+            raise InvalidInput(
+                "Connect the video's images or video, or set num_frames to the clip's frame count."
+            )
         plan = plan_snippets(num_frames, parse_dilations(dilations), snippet_length, cap_dilation)
         return (plan, plan.describe())

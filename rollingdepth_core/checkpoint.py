@@ -269,6 +269,7 @@ def load_model(
     local_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
     compute_device: torch.device | str | None = None,
+    speed=None,
 ) -> DepthModel:
     """Load a RollingDepth checkpoint onto ``device`` in ``dtype``.
 
@@ -282,6 +283,8 @@ def load_model(
         compute_device: the device the model will run on when it is first placed on
             another one (ComfyUI keeps weights on the CPU until a node needs them); it
             decides "auto" and whether fp16 is usable. Default: ``device``.
+        speed: optional `speedups.SpeedOptions` (channels_last, attention kernel,
+            torch.compile), applied after the move to ``device``.
 
     Returns:
         A `DepthModel` with cross-frame attention installed and the empty prompt embedded
@@ -333,4 +336,9 @@ def load_model(
         empty_text_embed=empty_text_embed.to(torch_dtype), dtype=torch_dtype, source=str(source),
     )
     logger.info("Loaded %s (%s) on %s.", source, str(torch_dtype).replace("torch.", ""), device)
-    return model.to(device)
+    model.to(device)
+    if speed is not None:
+        from .speedups import apply_speedups
+
+        apply_speedups(model, speed)
+    return model

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .autobatch import AUTO
 from .checkpoint import DEFAULT_REPO_ID, load_model
 from .coalign import DEFAULT_METHOD, CoalignSettings, available_methods
 from .colormaps import COLORMAPS, colorize_depth
@@ -27,7 +28,8 @@ from .frames import resize_depth
 from .hooks import tqdm_hooks
 from .pipeline import estimate_depth
 from .presets import PRESETS, parse_dilations
-from .video_io import read_clip
+from .sources import FrameRange, VideoFileSource
+from .video_io import read_image_folder
 
 logger = logging.getLogger("rollingdepth")
 
@@ -66,8 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the shared noise (default 0)")
     parser.add_argument("--start-frame", type=int, default=0, help="first frame to read")
     parser.add_argument("--frame-count", type=int, default=0, help="frames to read (0: all)")
-    parser.add_argument("--snippets-per-batch", type=int, default=8, help="snippets per UNet call (8)")
-    parser.add_argument("--vae-batch-size", type=int, default=4, help="frames per VAE call (4)")
+    parser.add_argument("--snippets-per-batch", type=batch_size, default=AUTO,
+                        help="snippets per UNet call, or 'auto': what fits in free GPU memory (8 on a CPU)")
+    parser.add_argument("--vae-batch-size", type=batch_size, default=AUTO,
+                        help="frames per VAE call, or 'auto' (4 on a CPU)")
+    parser.add_argument("--storage-dir", type=Path, default=None,
+                        help="keep snippet depths in temporary files here (flat RAM on very long clips)")
     parser.add_argument("--coalign-method", choices=available_methods(), default=DEFAULT_METHOD,
                         help=f"co-alignment solver (default: {DEFAULT_METHOD}; 'reference' is the authors' "
                         "Adam loop, 'robust' a drift-resistant objective)")
@@ -85,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def batch_size(text: str) -> int | str:
+    """A batch size argument: a whole number >= 1 or "auto"."""
+    if text == AUTO:
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'auto'; got {text!r}")
+    return value
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -118,23 +137,31 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     device = args.device or default_device()
     show = not args.quiet
     tic = time.perf_counter()
-    clip = read_clip(args.input, args.start_frame, args.frame_count, settings.processing_resolution,
-                     tqdm_hooks("read", disable=not show))
-    logger.info("Read %d frames (%dx%d) from %s.", len(clip.frames), clip.input_size[1], clip.input_size[0],
-                args.input)
+    if args.input.is_dir():  # images are read now, at processing size
+        clip = read_image_folder(args.input, args.start_frame, args.frame_count,
+                                 settings.processing_resolution, tqdm_hooks("read", disable=not show))
+        frames, input_size, fps = clip.frames, clip.input_size, clip.fps
+        settings = dataclasses.replace(settings, processing_resolution=0)
+        logger.info("Read %d frames (%dx%d) from %s.", len(frames), input_size[1], input_size[0], args.input)
+    else:  # a video is decoded batch by batch as the stages need it, resized as it is decoded
+        frames = FrameRange(VideoFileSource(args.input), args.start_frame, args.frame_count)
+        input_size, fps = frames.input_size, frames.fps
+        logger.info("Reading %d frames (%dx%d) from %s as they are needed.", frames.num_frames,
+                    input_size[1], input_size[0], args.input)
     model = load_model(args.model, device=device, dtype=settings.dtype, local_dir=args.model_dir,
                        allow_download=not args.offline)
     coalign_kwargs = {"coalign_method": args.coalign_method}
     if args.coalign_iterations is not None:
         coalign_kwargs["coalign_settings"] = CoalignSettings(num_iterations=args.coalign_iterations)
     result = estimate_depth(
-        model, clip.frames, dataclasses.replace(settings, processing_resolution=0), seed=args.seed,
+        model, frames, settings, seed=args.seed,
         snippets_per_batch=args.snippets_per_batch, vae_batch_size=args.vae_batch_size,
+        storage_dir=args.storage_dir,
         hooks_for=lambda stage: tqdm_hooks(stage, disable=not show), **coalign_kwargs,
     )
     depth = result.depth.inverse_depth
-    if args.restore_resolution and tuple(depth.shape[-2:]) != tuple(clip.input_size):
-        depth = resize_depth(depth, clip.input_size)
+    if args.restore_resolution and tuple(depth.shape[-2:]) != tuple(input_size):
+        depth = resize_depth(depth, input_size)
     name = args.input.stem if args.input.is_file() else args.input.name
     out = args.output_dir
     written: dict[str, Path] = {}
@@ -146,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         written["exr"] = save_exr(out / f"{name}_depth_exr", depth, prefix=name)[0].parent
     if "video" in outputs:
         preview = colorize_depth(depth, args.colormap, low_percentile=2, high_percentile=98)
-        written["video"] = save_video(out / f"{name}_depth_preview.mp4", preview, args.fps or clip.fps)
+        written["video"] = save_video(out / f"{name}_depth_preview.mp4", preview, args.fps or fps)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     logger.info("Done in %.1f s (%s). Wrote %s.", time.perf_counter() - tic, timing,
                 ", ".join(str(p) for p in written.values()))

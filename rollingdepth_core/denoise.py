@@ -8,13 +8,17 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from . import autobatch
+from .autobatch import BatchSize
 from .batching import run_in_batches
 from .errors import InvalidInput, NumericalError
-from .frames import crop_to
 from .hooks import NO_HOOKS, Hooks
 from .latents import decode_depth
 from .noise import check_noise
+from .storage import host_empty
+from .transfer import HostCopier
 from .types import DepthModel, EncodedFrames, SnippetDepths, SnippetPlan
+from .vae_batches import VaeBatch, decode_depth_to_host, decode_on_device
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +64,7 @@ def decode_to_host(
     dtype: torch.dtype,
 ) -> Tensor:
     """Decode `b 4 h w` latents, ``batch_size`` per VAE call; `b H W` on the host, cropped."""
-    out = [
-        crop_to(decode_depth(model.vae, latents[i : i + batch_size]), size).to("cpu", dtype)
-        for i in range(0, latents.shape[0], batch_size)
-    ]
-    return torch.cat(out)
+    return decode_depth_to_host(model, latents, size, batch_size, dtype)
 
 
 def check_plan_matches(plan: SnippetPlan, num_frames: int, what: str) -> None:
@@ -82,25 +82,29 @@ def denoise_snippets(
     encoded: EncodedFrames,
     plan: SnippetPlan,
     noise: Tensor,
-    snippets_per_batch: int = 8,
-    decode_batch_size: int = 8,
+    snippets_per_batch: BatchSize = 8,
+    decode_batch_size: BatchSize = 8,
     hooks: Hooks = NO_HOOKS,
+    storage_dir: str | None = None,
 ) -> SnippetDepths:
     """Initial depth of every snippet: one denoising step from the shared noise, decoded.
 
     Many snippets go through the UNet together (``snippets_per_batch``); results equal the
     one-at-a-time reference within float rounding. On out-of-memory the batch is halved and
-    retried. Depths are moved to the host in a compact dtype as soon as they are decoded, so
-    accelerator memory does not grow with the clip.
+    retried. Depths are moved to the host in a compact dtype as soon as they are decoded
+    (asynchronously on CUDA, so the GPU does not wait for the host), so accelerator memory
+    does not grow with the clip.
 
     Args:
         model: the checkpoint.
         encoded: RGB latents of the clip (`encode_frames`).
         plan: which frames form each snippet (`plan_snippets`), for the same clip.
         noise: `1 4 h w`, the shared noise (`make_noise`).
-        snippets_per_batch: snippets per UNet call.
-        decode_batch_size: frames per VAE decoder call.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch` (free memory).
+        decode_batch_size: frames per VAE decoder call, or "auto" / `AutoBatch`.
         hooks: progress per snippet, cancel between batches.
+        storage_dir: keep the snippet depths in temporary files in this folder (memory
+            mapped, for very long clips) instead of in RAM.
 
     Returns:
         `SnippetDepths`, per group `s n H W` at processing size.
@@ -115,26 +119,45 @@ def denoise_snippets(
     noise_on_device = noise.to(device, dtype)
     store = storage_dtype_for(dtype)
     height, width = encoded.size
+    snippets_per_batch = autobatch.snippet_batch_size(
+        model, latent_size, plan.snippet_length, snippets_per_batch
+    )
+    vae_batch = VaeBatch(
+        autobatch.vae_batch_size(
+            model, encoded.padded_size, decode_batch_size, default=8, name="decode_batch_size"
+        )
+    )
     total, done = plan.num_snippets, 0
     depths = []
     for group in plan.groups:
         n = group.snippet_length
-        out = torch.empty(group.num_snippets, n, height, width, dtype=store)
+        out = host_empty((group.num_snippets, n, height, width), store, storage_dir)
+        name = f"snippet depths (dilation {group.dilation})"
 
-        def work(start: int, stop: int, indices=group.indices, out=out, n=n) -> None:
-            frames = indices[start:stop].flatten()  # (b n)
-            rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
-            start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)
-            latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
-            depth = decode_to_host(model, latents, (height, width), decode_batch_size, store)
-            out[start:stop] = rearrange(depth, "(b n) H W -> b n H W", n=n)
+        def store_batch(host: Tensor, start: int, stop: int, out=out, name=name, group=group,
+                        n=n) -> None:
+            depth = rearrange(host, "(b n) H W -> b n H W", n=n)
+            check_finite_depth(depth, group.indices[start:stop], name, dtype)
+            out[start:stop] = depth
 
-        run_in_batches(
-            group.num_snippets, snippets_per_batch, work, device, hooks, "snippets",
-            progress_offset=done, progress_total=total,
-        )
+        with HostCopier(device) as copier:
+
+            def work(start: int, stop: int, indices=group.indices, n=n, copier=copier,
+                     store_batch=store_batch) -> None:
+                frames = indices[start:stop].flatten()  # (b n)
+                rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
+                start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)
+                latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
+                depth = decode_on_device(
+                    model, latents, (height, width), vae_batch, store, decode_depth
+                )
+                copier.submit(depth, lambda host: store_batch(host, start, stop))
+
+            run_in_batches(
+                group.num_snippets, snippets_per_batch, work, device, hooks, "snippets",
+                progress_offset=done, progress_total=total,
+            )
         done += group.num_snippets
-        check_finite_depth(out, group.indices, f"snippet depths (dilation {group.dilation})", dtype)
         depths.append(out)
     return SnippetDepths(plan=plan, depths=tuple(depths), encoded=encoded, noise=noise)
 
@@ -160,39 +183,50 @@ def check_finite_depth(depth: Tensor, frame_of: Tensor | None, what: str, dtype:
 
 def predict_snippets(
     model: DepthModel,
-    frames: Tensor,
+    frames,
     plan: SnippetPlan,
     processing_resolution: int = 768,
     seed: int = 0,
     noise: Tensor | None = None,
-    snippets_per_batch: int = 8,
-    vae_batch_size: int = 4,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
     hooks: Hooks = NO_HOOKS,
+    storage_dir: str | None = None,
 ) -> SnippetDepths:
     """Encode a clip and denoise every snippet of ``plan`` (one call for a graph node).
 
     Progress counts frames encoded plus snippets denoised.
 
     Args:
-        frames: `N 3 H W` RGB in -1..1.
+        frames: `N 3 H W` RGB in -1..1, or any clip `sources.as_source` accepts (a
+            `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO).
         plan: snippet plan for the same `N`.
         processing_resolution: longest side to process at (0 keeps the input size).
         seed: seed of the shared noise; ``noise`` overrides it.
+        storage_dir: keep snippet depths in memory-mapped temporary files there.
 
     Returns:
         `SnippetDepths` (carrying the RGB latents and noise for refinement).
     """
     from .encode import encode_frames
     from .noise import make_noise
+    from .sources import as_source
 
-    check_plan_matches(plan, int(frames.shape[0]), "the video")
-    total = int(frames.shape[0]) + plan.num_snippets
+    source = as_source(frames)
+    check_plan_matches(plan, source.num_frames, "the video")
+    # resolved once for the whole run, exactly as `estimate_depth` does (same batches, same sums)
+    snippets_per_batch, vae_batch_size = autobatch.resolve_run_batches(
+        model, source.input_size, processing_resolution, plan.snippet_length,
+        snippets_per_batch, vae_batch_size,
+    )
+    total = source.num_frames + plan.num_snippets
     encode_hooks = Hooks(lambda done, _: hooks.progress(done, total), hooks.check_cancel)
-    encoded = encode_frames(model, frames, processing_resolution, vae_batch_size, encode_hooks)
+    encoded = encode_frames(model, source, processing_resolution, vae_batch_size, encode_hooks)
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
     offset = encoded.num_frames
     denoise_hooks = Hooks(lambda done, _: hooks.progress(offset + done, total), hooks.check_cancel)
     return denoise_snippets(
-        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, denoise_hooks
+        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, denoise_hooks,
+        storage_dir,
     )

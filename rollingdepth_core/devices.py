@@ -92,3 +92,19 @@ def check_device(device: torch.device | str) -> torch.device:
     ):
         raise InvalidSettings(f"Device {device} (Apple MPS) is not available here. Use cpu.")
     return device
+
+
+def allocated_memory(device: torch.device | str) -> int | None:
+    """Bytes currently allocated by tensors on ``device`` (None on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.memory_allocated(device))
+    return None
+
+
+def device_name(device: torch.device | str) -> str:
+    """Marketing name of an accelerator (e.g. "NVIDIA H100 80GB HBM3"), else the device type."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    return device.type

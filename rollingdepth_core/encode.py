@@ -8,11 +8,12 @@ import logging
 import torch
 from torch import Tensor
 
-from .errors import InvalidSettings
-from .frames import check_frames, pad_to_multiple, processing_size, resize_frames
+from .autobatch import BatchSize, vae_batch_size
+from .frames import pad_to_multiple, padding_for, processing_size
 from .hooks import NO_HOOKS, Hooks
-from .latents import encode_images
+from .sources import FrameReader, FrameSource, as_source
 from .types import DepthModel, EncodedFrames
+from .vae_batches import encode_to_host
 
 logger = logging.getLogger(__name__)
 
@@ -31,23 +32,26 @@ def frames_fingerprint(frames: Tensor) -> tuple:
 @torch.no_grad()
 def encode_frames(
     model: DepthModel,
-    frames: Tensor,
+    frames: Tensor | FrameSource,
     processing_resolution: int = 768,
-    batch_size: int = 4,
+    batch_size: BatchSize = 4,
     hooks: Hooks = NO_HOOKS,
     storage_device: torch.device | str = "cpu",
     size: tuple[int, int] | None = None,
 ) -> EncodedFrames:
     """Resize, pad and encode a clip, a batch of frames at a time.
 
-    Only one batch of resized frames exists at a time, so memory does not grow with the
-    clip beyond its latents.
+    Only one batch of resized frames exists at a time (two while the next is read ahead
+    on an accelerator), so memory does not grow with the clip beyond its latents. A batch
+    that runs out of accelerator memory is halved and retried.
 
     Args:
         model: the loaded checkpoint.
-        frames: `N 3 H0 W0` RGB in -1..1 (any device; float).
+        frames: `N 3 H0 W0` RGB in -1..1 (any device; float), or any clip `as_source`
+            accepts: a `FrameSource`, an `N H W 3` uint8/float array, a video path, a
+            ComfyUI VIDEO (decoded lazily at the processing size).
         processing_resolution: longest side to process at; 0 keeps the input size.
-        batch_size: frames per VAE call.
+        batch_size: frames per VAE call, or "auto" / `AutoBatch` (from free memory).
         hooks: progress per frame, cancel between batches.
         storage_device: where the latents are kept (the host by default).
         size: exact processing size `(H, W)`; overrides ``processing_resolution``.
@@ -55,10 +59,8 @@ def encode_frames(
     Returns:
         `EncodedFrames` with latents `N 4 h w` float32 of the padded frames.
     """
-    check_frames(frames)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise InvalidSettings(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
-    input_size = (int(frames.shape[-2]), int(frames.shape[-1]))
+    source = as_source(frames)
+    input_size = source.input_size
     if size is None:
         size = processing_size(*input_size, processing_resolution)
     size = (int(size[0]), int(size[1]))
@@ -66,14 +68,22 @@ def encode_frames(
         logger.warning(
             "Processing at %dx%d may give less accurate depth than at 768-1024.", size[1], size[0]
         )
-    total = int(frames.shape[0])
-    chunks = []
-    for start in range(0, total, batch_size):
-        hooks.check_cancel()
-        batch = pad_to_multiple(resize_frames(frames[start : start + batch_size].float(), size))
-        chunks.append(encode_images(model.vae, batch, batch_size, out_device=storage_device))
-        hooks.progress(min(start + batch_size, total), total)
+    pad_h, pad_w = padding_for(size)
+    padded = (size[0] + pad_h, size[1] + pad_w)
+    batch_size = vae_batch_size(model, padded, batch_size, name="batch_size")
+    total = source.num_frames
+    latents = torch.empty(
+        total, 4, padded[0] // 8, padded[1] // 8, dtype=torch.float32, device=storage_device
+    )
+    pin = model.device.type == "cuda"  # pinned host memory: asynchronous host -> device copies
+
+    def prepare(images: Tensor) -> Tensor:
+        images = pad_to_multiple(images)  # b 3 H W, sides multiples of 8
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
+
+    with FrameReader(source, size, prefetch=model.device.type != "cpu", prepare=prepare) as reader:
+        encode_to_host(model, total, reader.read, batch_size, latents, hooks)
     return EncodedFrames(
-        latents=torch.cat(chunks), size=size, input_size=input_size,
-        fingerprint=frames_fingerprint(frames) + (size,),
+        latents=latents, size=size, input_size=input_size,
+        fingerprint=source.fingerprint() + (size,),
     )

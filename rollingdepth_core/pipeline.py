@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .autobatch import BatchSize, resolve_run_batches
 from .coalign import CoalignSettings, coalign_depth
 from .denoise import denoise_snippets
 from .encode import encode_frames
-from .frames import check_frames, resize_depth
+from .frames import resize_depth
 from .hooks import NO_HOOKS, Hooks
 from .noise import check_noise, make_noise
 from .presets import Preset, check_dilations
 from .refine import refine_depth
 from .snippets import plan_snippets
+from .sources import FrameSource, as_source
 from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
 
 logger = logging.getLogger(__name__)
@@ -50,47 +52,56 @@ class DepthResult:
 
 def estimate_depth(
     model: DepthModel,
-    frames: Tensor,
+    frames: Tensor | FrameSource,
     settings: Preset,
     seed: int = 0,
     noise: Tensor | None = None,
     coalign_method: str = "fast",
     coalign_settings: CoalignSettings = CoalignSettings(),
-    snippets_per_batch: int = 8,
-    vae_batch_size: int = 4,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
     restore_size: bool = False,
     hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
+    storage_dir: str | None = None,
 ) -> DepthResult:
     """Depth of a whole clip with RollingDepth.
 
     Args:
         model: the loaded checkpoint (its dtype is used; ``settings.dtype`` matters when
             loading).
-        frames: `N 3 H W` RGB in -1..1.
+        frames: `N 3 H W` RGB in -1..1, or any clip `sources.as_source` accepts (a
+            `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO), read a
+            batch at a time at the processing size.
         settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`).
         seed: seed of the shared noise (ignored when ``noise`` is given).
         noise: explicit `1 4 h w` noise instead of a seed.
         coalign_method: co-alignment solver name.
         coalign_settings: co-alignment settings.
-        snippets_per_batch: snippets per UNet call.
-        vae_batch_size: frames per VAE call.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch` (free memory).
+        vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
         restore_size: return depth at the input size instead of the processing size.
         hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
+        storage_dir: keep snippet depths in memory-mapped temporary files in this folder
+            (flat host memory on very long clips).
 
     Returns:
         `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
     """
-    check_frames(frames)
+    source = as_source(frames)
     check_dilations(settings.dilations)
     timings: dict[str, float] = {}
     plan = plan_snippets(
-        frames.shape[0], settings.dilations, settings.snippet_length, settings.cap_dilation
+        source.num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation
     )
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
 
+    snippets_per_batch, vae_batch_size = resolve_run_batches(
+        model, source.input_size, settings.processing_resolution, plan.snippet_length,
+        snippets_per_batch, vae_batch_size,
+    )
     tic = time.perf_counter()
     encoded = encode_frames(
-        model, frames, settings.processing_resolution, vae_batch_size, hooks_for("encode")
+        model, source, settings.processing_resolution, vae_batch_size, hooks_for("encode")
     )
     timings["encode"] = time.perf_counter() - tic
     latent_size = tuple(encoded.latents.shape[-2:])
@@ -101,7 +112,8 @@ def estimate_depth(
 
     tic = time.perf_counter()
     snippets = denoise_snippets(
-        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, hooks_for("denoise")
+        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, hooks_for("denoise"),
+        storage_dir,
     )
     timings["denoise"] = time.perf_counter() - tic
     logger.info("Predicted %d snippets.", plan.num_snippets)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 
 import torch
+from einops import repeat
 from torch import Tensor
 
+from . import autobatch
+from .autobatch import BatchSize
 from .batching import run_in_batches
-from .denoise import check_finite_depth, decode_to_host, denoise_step
+from .denoise import check_finite_depth, denoise_step
 from .errors import InvalidInput, InvalidSettings
 from .frames import check_finite, pad_to_multiple
 from .hooks import NO_HOOKS, Hooks
-from .latents import encode_depth
 from .noise import check_noise
 from .snippets import effective_snippet_length, refine_dilations, snippet_indices
+from .transfer import HostCopier
 from .types import DepthModel, DepthVideo, EncodedFrames
+from .vae_batches import decode_depth_to_host, encode_to_host
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ def normalize_depth(depth: Tensor) -> Tensor:
     top = shifted.max()
     if float(top) == 0.0:
         return torch.zeros_like(depth)
-    return shifted / top * 2.0 - 1.0
+    return shifted.div_(top).mul_(2.0).sub_(1.0)  # in place: one video-sized buffer, not three
 
 
 def refine_timesteps(scheduler, num_steps: int) -> list[int]:
@@ -59,7 +63,7 @@ def refine_latents(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: int = 8,
+    snippets_per_batch: BatchSize = 8,
     hooks: Hooks = NO_HOOKS,
 ) -> Tensor:
     """Refinement in latent space: noise to about T/2, then K coarse-to-fine DDIM steps.
@@ -76,11 +80,14 @@ def refine_latents(
         start_dilation: dilation of the first step (capped like snippet dilations).
         snippet_length: frames per refinement snippet.
         cap_dilation: cap the start dilation to the clip.
-        snippets_per_batch: snippets per UNet call.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
         hooks: progress per snippet over all steps, cancel between batches.
 
     Returns:
         `N 4 h w` float32 refined latents, on the host.
+
+    Latents stay on the host; each batch moves only its snippets' latents to the device
+    and its results come back asynchronously, so device memory does not grow with `N`.
     """
     if num_steps < 1:
         raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
@@ -93,30 +100,41 @@ def refine_latents(
     plans = [snippet_indices(num_frames, length, d) for d in dilations]
     logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
 
+    snippets_per_batch = autobatch.snippet_batch_size(
+        model, tuple(rgb_latents.shape[-2:]), length, snippets_per_batch
+    )
     noise = noise.to(device, dtype)
-    latents = scheduler.add_noise(
-        depth_latents.to(device, dtype), noise.expand(num_frames, -1, -1, -1),
-        torch.tensor(timesteps[0]),
-    ).float().cpu()  # N 4 h w
+    start_timestep = torch.tensor(timesteps[0])
+    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
+    with HostCopier(device) as copier:  # elementwise, so batching it changes nothing
+
+        def add_noise(start: int, stop: int) -> None:
+            noisy = scheduler.add_noise(
+                depth_latents[start:stop].to(device, dtype),
+                noise.expand(stop - start, -1, -1, -1), start_timestep,
+            ).float()
+            copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
+
+        run_in_batches(num_frames, snippets_per_batch * length, add_noise, device)
     total, done = sum(p.shape[0] for p in plans), 0
     for timestep, indices in zip(timesteps, plans, strict=False):
         old = latents
         summed = torch.zeros_like(old)
-        count = torch.zeros(num_frames, dtype=torch.float32)
+        count = torch.bincount(indices.flatten(), minlength=num_frames).float()
+        with HostCopier(device) as copier:
 
-        def work(start: int, stop: int, indices=indices, old=old, summed=summed, count=count,
-                 timestep=timestep) -> None:
-            frames = indices[start:stop].flatten()  # (b n)
-            rgb = rgb_latents[frames].to(device, dtype)
-            current = old[frames].to(device, dtype)
-            new = denoise_step(model, scheduler, rgb, current, timestep, length)
-            summed.index_add_(0, frames, new.float().cpu())
-            count.index_add_(0, frames, torch.ones(frames.shape[0]))
+            def work(start: int, stop: int, indices=indices, old=old, summed=summed,
+                     timestep=timestep, copier=copier) -> None:
+                frames = indices[start:stop].flatten()  # (b n)
+                rgb = rgb_latents[frames].to(device, dtype)
+                current = old[frames].to(device, dtype)
+                new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
+                copier.submit(new, lambda host: summed.index_add_(0, frames, host))
 
-        run_in_batches(
-            indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
-            progress_offset=done, progress_total=total,
-        )
+            run_in_batches(
+                indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+                progress_offset=done, progress_total=total,
+            )
         done += indices.shape[0]
         latents = summed / count[:, None, None, None]
     return latents
@@ -132,8 +150,8 @@ def refine_depth(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: int = 8,
-    vae_batch_size: int = 4,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
     hooks: Hooks = NO_HOOKS,
 ) -> Tensor:
     """Refine a depth video with the diffusion model (SPEC §5).
@@ -148,8 +166,8 @@ def refine_depth(
         noise: `1 4 h w`, the shared noise.
         num_steps: refinement steps `K` >= 1.
         start_dilation, snippet_length, cap_dilation: the coarse-to-fine schedule.
-        snippets_per_batch: snippets per UNet call.
-        vae_batch_size: frames per VAE call.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
+        vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
         hooks: progress per snippet, cancel between batches.
 
     Returns:
@@ -164,20 +182,30 @@ def refine_depth(
         )
     check_finite(depth[:, None], "depth")
     noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
-    padded = pad_to_multiple(normalize_depth(depth)[:, None])[:, 0]  # N H' W'
-    depth_latents = encode_depth(model.vae, padded, vae_batch_size, out_device="cpu")
+    vae_batch = autobatch.vae_batch_size(model, encoded.padded_size, vae_batch_size)
+    normalized = normalize_depth(depth)  # N H W in -1..1
+    pin = model.device.type == "cuda"
+
+    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
+        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
+
+    depth_latents = encode_to_host(
+        model, encoded.num_frames, read, vae_batch,
+        torch.empty(encoded.latents.shape, dtype=torch.float32),
+    )
     latents = refine_latents(
         model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
         snippet_length, cap_dilation, snippets_per_batch, hooks,
     )
-    refined = decode_to_host(model, latents, encoded.size, vae_batch_size, torch.float32)
+    refined = decode_depth_to_host(model, latents, encoded.size, vae_batch, torch.float32)
     check_finite_depth(refined, None, "refined depth", model.dtype)
     return refined
 
 
 def refine_video(
     model: DepthModel,
-    frames: Tensor,
+    frames,
     depth: DepthVideo,
     num_steps: int = 10,
     start_dilation: int = 6,
@@ -186,8 +214,8 @@ def refine_video(
     seed: int = 0,
     noise: Tensor | None = None,
     processing_resolution: int = 0,
-    snippets_per_batch: int = 8,
-    vae_batch_size: int = 4,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
     hooks: Hooks = NO_HOOKS,
 ) -> DepthVideo:
     """Refine any inverse-depth video of a clip (one call for a graph node).
@@ -198,7 +226,8 @@ def refine_video(
     encoded again.
 
     Args:
-        frames: `N 3 H0 W0` RGB in -1..1.
+        frames: `N 3 H0 W0` RGB in -1..1, or any clip `sources.as_source` accepts (a
+            `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO).
         depth: inverse depth of the same `N` frames (any range; normalised to -1..1 first).
         num_steps: refinement steps `K` >= 1.
         seed: seed of the noise (use the snippet seed to match the reference); ``noise``
@@ -207,27 +236,28 @@ def refine_video(
     Returns:
         Refined depth video at the processing size.
     """
-    from .encode import encode_frames, frames_fingerprint
-    from .frames import check_frames, processing_size, resize_depth
+    from .encode import encode_frames
+    from .frames import processing_size, resize_depth
     from .noise import make_noise
+    from .sources import as_source
 
-    check_frames(frames)
-    if depth.num_frames != frames.shape[0]:
+    source = as_source(frames)
+    if depth.num_frames != source.num_frames:
         raise InvalidInput(
-            f"The depth video has {depth.num_frames} frames but the video has {frames.shape[0]}. "
-            "Connect the frames the depth was made from."
+            f"The depth video has {depth.num_frames} frames but the video has "
+            f"{source.num_frames}. Connect the frames the depth was made from."
         )
     if processing_resolution == 0:
         size = depth.size
     else:
-        size = processing_size(int(frames.shape[-2]), int(frames.shape[-1]), processing_resolution)
+        size = processing_size(*source.input_size, processing_resolution)
     encoded = depth.encoded
     reusable = (
         encoded is not None and encoded.size == size
-        and encoded.fingerprint == frames_fingerprint(frames) + (size,)
+        and encoded.fingerprint == source.fingerprint() + (size,)
     )
     if not reusable:
-        encoded = encode_frames(model, frames, batch_size=vae_batch_size, size=size)
+        encoded = encode_frames(model, source, batch_size=vae_batch_size, size=size)
     inverse_depth = resize_depth(depth.inverse_depth.float(), size)
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
@@ -236,4 +266,3 @@ def refine_video(
         cap_dilation, snippets_per_batch, vae_batch_size, hooks,
     )
     return DepthVideo(inverse_depth=refined, encoded=encoded)
-

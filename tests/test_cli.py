@@ -12,6 +12,7 @@ import torch
 from rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
 from rollingdepth_core.cli import build_parser, main, settings_from_args
 from rollingdepth_core.export import save_video
+from rollingdepth_core.sources import VideoFileSource
 from rollingdepth_core.video_io import read_clip
 
 
@@ -31,10 +32,10 @@ def test_cli_writes_every_output_and_matches_the_api(clip_path, tmp_path, tiny_m
     with np.load(out / "walk_depth.npz") as data:
         depth = data["inverse_depth"]
     assert depth.shape == (7, 21, 32) and depth.dtype == np.float32
-    frames = read_clip(clip_path, resolution=32).frames
-    settings = dataclasses.replace(PRESETS["fast"], processing_resolution=0, refine_steps=1)
-    expected = estimate_depth(tiny_model, frames, settings, seed=5, coalign_method="reference",
-                              coalign_settings=CoalignSettings(num_iterations=40))
+    # the CLI decodes the video lazily, resizing batch by batch as the stages read it
+    settings = dataclasses.replace(PRESETS["fast"], processing_resolution=32, refine_steps=1)
+    expected = estimate_depth(tiny_model, VideoFileSource(clip_path), settings, seed=5,
+                              coalign_method="reference", coalign_settings=CoalignSettings(num_iterations=40))
     np.testing.assert_allclose(depth, expected.depth.inverse_depth.numpy(), rtol=0, atol=1e-5)
     assert len(list((out / "walk_depth_png16").glob("walk_*.png"))) == 7
     assert len(list((out / "walk_depth_exr").glob("walk_*.exr"))) == 7
@@ -87,3 +88,25 @@ def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "rollingdepth_core", "--help"], capture_output=True,
                             text=True, check=True)
     assert "--preset" in result.stdout and "--snippets-per-batch" in result.stdout
+
+
+def test_cli_video_frame_range_and_batch_sizes(clip_path, tmp_path, tiny_model_dir, tiny_model):
+    out = tmp_path / "out"
+    code = main([str(clip_path), "-o", str(out), "-m", str(tiny_model_dir), "-r", "32", "--start-frame", "2",
+                 "--frame-count", "4", "--snippets-per-batch", "2", "--vae-batch-size", "auto",
+                 "--storage-dir", str(tmp_path / "store"), "--outputs", "npz", "-q"])
+    assert code == 0
+    with np.load(out / "walk_depth.npz") as data:
+        depth = data["inverse_depth"]
+    eager = read_clip(clip_path, start=2, count=4).frames  # the same frames, decoded eagerly
+    settings = dataclasses.replace(PRESETS["fast"], processing_resolution=32)
+    expected = estimate_depth(tiny_model, eager, settings)
+    np.testing.assert_allclose(depth, expected.depth.inverse_depth.numpy(), rtol=0, atol=1e-4)
+    assert main([str(clip_path), "-o", str(out), "-m", str(tiny_model_dir), "--start-frame", "7", "-q"]) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_cli_rejects_bad_batch_sizes(bad, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["in.mp4", "--snippets-per-batch", bad])
+    assert "whole number >= 1 or 'auto'" in capsys.readouterr().err

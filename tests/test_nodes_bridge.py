@@ -94,13 +94,20 @@ def test_model_is_handed_to_comfy_memory_management(fake_comfy, pack_model):
     assert comfy_bridge.auto_dtype(torch.device("cuda")) == "bf16"  # should_use_bf16 in the fake
 
 
-def test_inference_memory_scales_with_batch_and_dtype():
-    small = comfy_bridge.inference_memory((432, 768), 0, 3, 4, torch.float16)
-    assert small == max(3 * 54 * 96 * comfy_bridge.UNET_BYTES_PER_LATENT_PIXEL,
-                        4 * 54 * 96 * comfy_bridge.VAE_DECODE_BYTES_PER_LATENT_PIXEL)
-    assert comfy_bridge.inference_memory((432, 768), 0, 3, 4, torch.float32) == 2 * small
-    # 1080p resized to 768 wide is 432 high: the same as above
-    assert comfy_bridge.inference_memory((1080, 1920), 768, 3, 4, torch.float16) == small
+def test_inference_memory_is_the_core_estimate(pack_model):
+    from rollingdepth_pack.rollingdepth_core.errors import InvalidSettings
+
+    def memory(size, resolution, snippets, vae):
+        return comfy_bridge.inference_memory(pack_model, size, resolution, 3, snippets, vae)
+
+    assert memory((432, 768), 0, 16, 1) > memory((432, 768), 0, 4, 1) > 0
+    assert memory((432, 768), 0, 1, 16) > memory((432, 768), 0, 1, 1)
+    # "auto" asks ComfyUI for the default batches' memory; the batch then grows into what is free
+    assert memory((432, 768), 0, "auto", "auto") == memory((432, 768), 0, 8, 4)
+    # 1080p processed at 768 is 768 x 432: the same as 432 x 768 at its own size
+    assert memory((1080, 1920), 768, 8, 4) == memory((432, 768), 0, 8, 4)
+    with pytest.raises(InvalidSettings, match="snippets_per_batch"):
+        memory((432, 768), 0, 0, 4)
 
 
 def write_checkpoint(folder, in_channels):

@@ -23,7 +23,8 @@ const DEPTH_CLIP = 'rollingdepth_sample_depth.mp4';
 // A graph: nodes {key: [type, {widget: value}, [x, y], title?, [w, h]?]} and links [from, output, to, input]
 // (outputs and inputs by name). Notes are front-end-only nodes (not in the API twin).
 const NOTE_INPUT = `Sample clips: copy ${CLIP} and ${DEPTH_CLIP} from this pack's workflows/input/ folder into ComfyUI/input/ (or pick your own video).\n` +
-  'Model: RollingDepth Load Model downloads prs-eth/rollingdepth-v1-0 into models/rollingdepth/ on first use.';
+  'Model: RollingDepth Load Model downloads prs-eth/rollingdepth-v1-0 into models/rollingdepth/ on first use.\n' +
+  'The RollingDepth nodes read the VIDEO directly, decoded lazily at processing size (long clips never fill RAM); an IMAGE batch works too.';
 
 function videoIn(x, y) {
   return {
@@ -59,7 +60,7 @@ const WORKFLOWS = {
   '00_one_node_fast': merge(
     { nodes: { ...videoIn(40, 60), note: ['Note', { text: NOTE_INPUT + '\n\nThe whole method in one node; presets fast / fast1024 / full / paper.' }, [40, 760], undefined, [330, 230]] }, links: videoLinks },
     { nodes: { rd: ['RollingDepth', { preset: 'fast' }, [400, 200]] },
-      links: [['model', 'model', 'rd', 'model'], ['frames', 'images', 'rd', 'images']] },
+      links: [['model', 'model', 'rd', 'model'], ['video', 'VIDEO', 'rd', 'video']] },
     videoOut('out', 760, 200, 'rollingdepth/one_node', ['rd', 'preview']),
   ),
   '01_video_depth_fast_stages': merge(
@@ -73,8 +74,8 @@ const WORKFLOWS = {
         image: ['RollingDepthDepthToImage', { colormap: 'gray' }, [1440, 60]],
       },
       links: [
-        ['frames', 'images', 'plan', 'images'], ['plan', 'summary', 'plan_text', 'source'],
-        ['model', 'model', 'denoise', 'model'], ['frames', 'images', 'denoise', 'images'], ['plan', 'plan', 'denoise', 'plan'],
+        ['video', 'VIDEO', 'plan', 'video'], ['plan', 'summary', 'plan_text', 'source'],
+        ['model', 'model', 'denoise', 'model'], ['video', 'VIDEO', 'denoise', 'video'], ['plan', 'plan', 'denoise', 'plan'],
         ['denoise', 'snippet_depths', 'coalign', 'snippet_depths'], ['coalign', 'report', 'report', 'source'],
         ['coalign', 'depth', 'image', 'depth'],
       ] },
@@ -92,21 +93,21 @@ const WORKFLOWS = {
         image: ['RollingDepthDepthToImage', { colormap: 'Spectral' }, [1780, 470]],
       },
       links: [
-        ['frames', 'images', 'plan', 'images'],
-        ['model', 'model', 'denoise', 'model'], ['frames', 'images', 'denoise', 'images'], ['plan', 'plan', 'denoise', 'plan'],
+        ['video', 'VIDEO', 'plan', 'video'],
+        ['model', 'model', 'denoise', 'model'], ['video', 'VIDEO', 'denoise', 'video'], ['plan', 'plan', 'denoise', 'plan'],
         ['denoise', 'snippet_depths', 'coalign', 'snippet_depths'],
-        ['model', 'model', 'refine', 'model'], ['frames', 'images', 'refine', 'images'], ['coalign', 'depth', 'refine', 'depth'],
+        ['model', 'model', 'refine', 'model'], ['video', 'VIDEO', 'refine', 'video'], ['coalign', 'depth', 'refine', 'depth'],
         ['refine', 'depth', 'save', 'depth'], ['save', 'paths', 'paths', 'source'], ['refine', 'depth', 'image', 'depth'],
       ] },
     videoOut('out', 2120, 470, 'rollingdepth/full', ['image', 'images']),
   ),
   '03_compare_coalign_settings': merge(
-    { nodes: { ...videoIn(40, 60), note: ['Note', { text: NOTE_INPUT + '\n\nOne Denoise, two Co-align settings side by side (left: reference defaults, right: weak shift penalty). Denoise runs once.' }, [40, 760], undefined, [330, 230]] }, links: videoLinks },
+    { nodes: { ...videoIn(40, 60), note: ['Note', { text: NOTE_INPUT + '\n\nOne Denoise, two Co-align settings side by side (left: fast solver of the reference objective, right: robust solver, which drifts less over long clips). Denoise runs once.' }, [40, 760], undefined, [330, 230]] }, links: videoLinks },
     { nodes: {
         plan: ['RollingDepthSampleSnippets', { dilations: '1,10,25' }, [400, 60]],
         denoise: ['RollingDepthDenoiseSnippets', { processing_resolution: 768 }, [760, 60]],
-        coalign_a: ['RollingDepthCoalign', {}, [1100, 60], 'Co-align A (reference defaults)'],
-        coalign_b: ['RollingDepthCoalign', { shift_reg_weight: 1.0, num_iterations: 500 }, [1100, 420], 'Co-align B (weak shift penalty)'],
+        coalign_a: ['RollingDepthCoalign', { method: 'fast' }, [1100, 60], 'Co-align A (fast, reference objective)'],
+        coalign_b: ['RollingDepthCoalign', { method: 'robust' }, [1100, 420], 'Co-align B (robust)'],
         report_a: ['PreviewAny', {}, [1440, 300]],
         report_b: ['PreviewAny', {}, [1440, 660]],
         image_a: ['RollingDepthDepthToImage', { colormap: 'Spectral' }, [1440, 60]],
@@ -114,8 +115,8 @@ const WORKFLOWS = {
         stitch: ['ImageStitch', { direction: 'right', spacing_width: 4 }, [1780, 60]],
       },
       links: [
-        ['frames', 'images', 'plan', 'images'],
-        ['model', 'model', 'denoise', 'model'], ['frames', 'images', 'denoise', 'images'], ['plan', 'plan', 'denoise', 'plan'],
+        ['video', 'VIDEO', 'plan', 'video'],
+        ['model', 'model', 'denoise', 'model'], ['video', 'VIDEO', 'denoise', 'video'], ['plan', 'plan', 'denoise', 'plan'],
         ['denoise', 'snippet_depths', 'coalign_a', 'snippet_depths'], ['denoise', 'snippet_depths', 'coalign_b', 'snippet_depths'],
         ['coalign_a', 'report', 'report_a', 'source'], ['coalign_b', 'report', 'report_b', 'source'],
         ['coalign_a', 'depth', 'image_a', 'depth'], ['coalign_b', 'depth', 'image_b', 'depth'],
@@ -136,7 +137,7 @@ const WORKFLOWS = {
       },
       links: [
         ['depth_video', 'VIDEO', 'depth_frames', 'video'], ['depth_frames', 'images', 'to_depth', 'images'],
-        ['model', 'model', 'refine', 'model'], ['frames', 'images', 'refine', 'images'], ['to_depth', 'depth', 'refine', 'depth'],
+        ['model', 'model', 'refine', 'model'], ['video', 'VIDEO', 'refine', 'video'], ['to_depth', 'depth', 'refine', 'depth'],
         ['refine', 'depth', 'image', 'depth'], ['to_depth', 'depth', 'before', 'depth'],
         ['before', 'images', 'stitch', 'image1'], ['image', 'images', 'stitch', 'image2'],
       ] },
@@ -211,6 +212,9 @@ async function build(page, spec) {
   await page.goto(a.url + '/');
   await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph &&
     Object.keys(window.LiteGraph.registered_node_types).length > 100, null, { timeout: 90000 });
+  // the front end loads its default (or last) workflow just after start-up: let it finish, or it
+  // replaces the first graph built here
+  await page.waitForTimeout(5000);
   fs.mkdirSync(path.join(a.out, 'api'), { recursive: true });
   for (const [name, spec] of Object.entries(WORKFLOWS)) {
     const { ui, api } = await build(page, spec);

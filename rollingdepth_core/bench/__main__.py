@@ -1,4 +1,4 @@
-"""``python -m rollingdepth_core.bench {align,...} [options]``: run one benchmark.
+"""``python -m rollingdepth_core.bench {align,speed,memory} [options]``: run one benchmark.
 
 A subcommand is a module of this package, imported only when asked for. It provides either
 ``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -14,6 +14,8 @@ import sys
 # subcommand -> module of this package
 SUBCOMMANDS = {
     "align": "align",
+    "speed": "speed",
+    "memory": "memory",
 }
 
 
