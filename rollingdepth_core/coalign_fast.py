@@ -13,7 +13,11 @@ How, per iteration:
        weights `1 / sqrt(residual^2 + (delta * frame scale)^2)`);
     3. every snippet's stationarity condition, with the targets' dependence on all snippets
        kept, is then linear in the unknowns: one block-tridiagonal system
-       (`coalign_linalg`), solved exactly in time linear in the clip length;
+       (`coalign_linalg`). It is solved approximately (the outer iteration converges only
+       linearly anyway) by a few GMRES steps preconditioned with the factors of an earlier
+       system (`coalign_krylov`); only when they fall short is the system factorised
+       afresh, exactly and in time linear in the clip length, through the blocks'
+       separators (`coalign_separator`). About one iteration in five factorises;
     4. Anderson mixing of the iterates.
 ``delta`` shrinks in stages (`STAGES`) to 1e-3, the resolution of the reference's own
 Adam steps (learning rate 1e-3): the exact (delta -> 0) fixed point can have a higher
@@ -48,6 +52,7 @@ import torch
 from torch import Tensor
 
 from .coalign import AlignmentProblem, CoalignSettings, register_solver
+from .coalign_krylov import PairPattern, gmres, pair_operator, pair_pattern
 from .coalign_linalg import (
     AndersonMixer,
     BlockFactors,
@@ -59,6 +64,7 @@ from .coalign_linalg import (
     factor_block_tridiagonal,
     flush_denormals,
 )
+from .coalign_separator import SeparatorFactors, factor_with_separators, separator_layout
 from .coalign_slots import FrameSlots, frame_slots
 from .errors import NumericalError
 from .hooks import Hooks
@@ -85,13 +91,16 @@ class Stage:
 
 
 STAGES = (
-    Stage(1e-2, 512, 20, 1e-3),
-    Stage(1e-3, 512, 20, 1e-4),
-    Stage(1e-3, 0, 15, 1e-4),
+    Stage(1e-2, 512, 8, 1e-3),  # only a warm start: its fixed point is ~0.1 off in scale
+    Stage(1e-3, 512, 20, 2e-4),  # 2e-4: a fifth of the reference's own Adam step (1e-3)
+    Stage(1e-3, 0, 15, 2e-4),
 )
 ANDERSON_MEMORY = 5  # iterates remembered by the Anderson mixer
+KRYLOV_TOLERANCE = 3e-2  # relative residual of the inexact Newton steps
+KRYLOV_STEPS = 4  # GMRES steps before a fresh factorisation
 SYSTEM_DTYPE = torch.float32  # of the Newton systems' factorisation (the outer loop corrects)
-FRAME_CHUNK = 32  # frames processed together (bounds temporary memory)
+FRAME_CHUNK = 32  # frames processed together at least (bounds temporary memory)
+CHUNK_VALUES = 150_000  # ... or more frames, up to this many slot values (stays in cache)
 MAX_STEP = 0.5  # largest change of a scale or shift in one iteration
 MIN_SCALE_FRACTION = 0.25  # one iteration keeps at least this fraction of every scale
 SCALE_CEILING = 1.0  # largest mean scale (the start; nothing pins the common scale above)
@@ -107,6 +116,9 @@ class StageData:
         pairs: `q 3` (frame, slot, slot) of every pair of filled slots of a frame.
         rows, cols: `q` snippet index of each pair's two slots.
         denominator: the data terms' normaliser (dense array size or predictions x pixels).
+        gram_index: `q 2 2` position of each pair's block in the flattened `N R 2 R 2`
+            Gram matrices of `frame_terms`.
+        gram_factor: `q 1 1` float64, `[r == l] - 1 / m` (Jacobian block = Gram block x it).
     """
 
     slots: FrameSlots
@@ -114,6 +126,8 @@ class StageData:
     rows: Tensor
     cols: Tensor
     denominator: float
+    gram_index: Tensor
+    gram_factor: Tensor
 
 
 def stage_data(problem: AlignmentProblem, settings: CoalignSettings, max_pixels: int,
@@ -126,10 +140,17 @@ def stage_data(problem: AlignmentProblem, settings: CoalignSettings, max_pixels:
         denominator = float(problem.num_rows * problem.num_frames * slots.num_pixels)
     else:
         denominator = float(slots.mask.sum()) * slots.num_pixels
+    frame, slot_r, slot_l = pairs.unbind(1)
+    num_slots = int(slots.mask.shape[1])
+    unknown = torch.arange(2)
+    row = (frame * num_slots + slot_r) * 2  # N R 2 R 2 flattened: ((f R + r) 2 + a) 2R + 2l + c
+    gram_index = ((row[:, None, None] + unknown[None, :, None]) * 2 * num_slots
+                  + 2 * slot_l[:, None, None] + unknown[None, None, :])
+    gram_factor = (slot_r == slot_l).double() - 1.0 / slots.counts[frame]
     return StageData(
         slots=slots, pairs=pairs,
-        rows=slots.snippet[pairs[:, 0], pairs[:, 1]], cols=slots.snippet[pairs[:, 0], pairs[:, 2]],
-        denominator=denominator,
+        rows=slots.snippet[frame, slot_r], cols=slots.snippet[frame, slot_l],
+        denominator=denominator, gram_index=gram_index, gram_factor=gram_factor[:, None, None],
     )
 
 
@@ -160,6 +181,7 @@ def frame_terms(
     settings: CoalignSettings,
     denominator: float,
     with_jacobian: bool = True,
+    with_objective: bool = True,
 ) -> tuple[Tensor, Tensor | None, float]:
     """Data-term contributions of a few frames.
 
@@ -167,7 +189,8 @@ def frame_terms(
     Absolute values become IRLS weights `1 / sqrt(e^2 + (delta scale)^2)`. The condition of
     slot `r` is `sum_p w_r e_r dx_r` with `dx = (value, 1)` (times the slope of `1 / x` for
     the depth term); its derivative with respect to slot `l`'s parameters is
-    `sum_p w_r dx_r (delta_rl dx_l - dx_l / m)` (targets depend on every prediction).
+    `sum_p w_r dx_r (delta_rl dx_l - dx_l / m)` (targets depend on every prediction), the
+    Gram block `G_rl = sum_p w_r dx_r dx_l` times `delta_rl - 1 / m`.
 
     Args:
         values: `n R P` frame slots (0 where empty).
@@ -177,47 +200,46 @@ def frame_terms(
         settings: the objective's weights.
         denominator: the data terms' normaliser.
         with_jacobian: also return the Jacobian blocks.
+        with_objective: also compute the objective (NaN otherwise).
 
     Returns:
-        Per-slot conditions `n R 2` (float64), Jacobian `n R 2 R 2` (float64) or None, and
-        the data terms' share of the objective.
+        Per-slot conditions `n R 2` (float64), Gram matrices `n (R 2) (R 2)` (float32) or
+        None, and the data terms' share of the objective.
     """
     dtype = values.dtype
     filled = mask.to(dtype)[..., None]  # n R 1
-    counts = filled.sum(1)  # n 1
-    aligned = values * scales.to(dtype)[..., None] + shifts.to(dtype)[..., None]  # 0 if empty
-    eps = settings.min_inverse_depth
+    share = 1.0 / filled.sum(1, keepdim=True)  # n 1 1: 1 / m
+    aligned = torch.addcmul(shifts.to(dtype)[..., None], values, scales.to(dtype)[..., None])
+    eps = settings.min_inverse_depth  # (aligned is 0 in empty slots)
 
-    target = aligned.sum(1) / counts  # n P
-    scale = target.abs().mean(-1).clamp(min=1e-12)[:, None, None]  # n 1 1
-    resid = (aligned - target[:, None]) * filled
-    inverse = torch.reciprocal(aligned.clamp(min=eps)) * filled
-    target_depth = inverse.sum(1) / counts
-    scale_depth = target_depth.abs().mean(-1).clamp(min=1e-12)[:, None, None]
-    resid_depth = (inverse - target_depth[:, None]) * filled
-    slope = -inverse.square() * (aligned > eps).to(dtype)  # d(1 / x) / dx, 0 where clipped
+    target = aligned.sum(1, keepdim=True) * share  # n 1 P
+    scale = target.abs().mean(-1, keepdim=True).clamp_(min=1e-12)  # n 1 1
+    resid = (aligned - target).mul_(filled)
+    inverse = aligned.clamp(min=eps).reciprocal_().mul_(filled)
+    target_depth = inverse.sum(1, keepdim=True) * share
+    scale_depth = target_depth.abs().mean(-1, keepdim=True).clamp_(min=1e-12)
+    resid_depth = (inverse - target_depth).mul_(filled)
+    slope = torch.where(aligned > eps, -inverse.square(), 0.0)  # d(1 / x) / dx, 0 if clipped
 
     c1 = 1.0 / (scale * denominator)
     c2 = settings.depth_term_weight / (scale_depth * denominator)
-    data = float((resid.abs() * c1).sum(dtype=torch.float64)
-                 + (resid_depth.abs() * c2).sum(dtype=torch.float64))
-    w1 = c1 * torch.rsqrt(resid.square() + (smoothing * scale).square())
-    w2 = c2 * torch.rsqrt(resid_depth.square() + (smoothing * scale_depth).square())
-    pull = w1 * resid + w2 * resid_depth * slope  # n R P
-    basis = torch.stack([values, filled.expand_as(values)], 2)  # n R 2 P: d x / d(s, t)
-    conditions = (basis * pull[:, :, None]).sum(-1).double()  # n R 2
+    data = float("nan")
+    if with_objective:
+        data = float((resid.abs() * c1).sum(dtype=torch.float64)
+                     + (resid_depth.abs() * c2).sum(dtype=torch.float64))
+    w1 = resid.square().add_((smoothing * scale).square()).rsqrt_().mul_(c1)
+    w2 = resid_depth.square().add_((smoothing * scale_depth).square()).rsqrt_().mul_(c2)
+    pull = torch.addcmul(w1 * resid, w2 * resid_depth, slope)  # n R P
+    conditions = torch.stack([(values * pull).sum(-1), pull.sum(-1)], -1).double()  # n R 2
     if not with_jacobian:
         return conditions, None, data
 
-    n, r = mask.shape
-    flat = basis.flatten(1, 2)  # n (R 2) P
-    basis_depth = (basis * slope[:, :, None]).flatten(1, 2)
-    gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), flat.transpose(1, 2))
-    gram += torch.bmm(basis_depth * w2.repeat_interleave(2, 1), basis_depth.transpose(1, 2))
-    gram = gram.double().reshape(n, r, 2, r, 2)
-    jacobian = -gram / counts.double()[:, :, None, None, None]
-    eye = torch.eye(r, dtype=torch.float64)[None, :, None, :, None]
-    return conditions, jacobian + eye * gram, data
+    basis = torch.stack([values, filled.expand_as(values)], 2)  # n R 2 P: d x / d(s, t)
+    basis_depth = basis * slope[:, :, None]  # n R 2 P
+    gram = torch.bmm((basis * w1[:, :, None]).flatten(1, 2), basis.flatten(1, 2).transpose(1, 2))
+    gram.baddbmm_((basis_depth * w2[:, :, None]).flatten(1, 2),
+                  basis_depth.flatten(1, 2).transpose(1, 2))
+    return conditions, gram, data
 
 
 def newton_system(
@@ -228,8 +250,10 @@ def newton_system(
     smoothing: float,
     settings: CoalignSettings,
     with_jacobian: bool = True,
+    with_objective: bool = True,
 ) -> NewtonSystem:
-    """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks.
+    """Conditions, Jacobian blocks and objective at `(scales, shifts)`, frames in chunks
+    (`frame_chunk`).
 
     Args:
         data: the stage's slots and pair table (`stage_data`).
@@ -238,24 +262,27 @@ def newton_system(
         smoothing: `delta`, relative to each frame's scale.
         settings: the objective's weights.
         with_jacobian: also compute the Jacobian blocks.
+        with_objective: also compute the objective (NaN otherwise; the iterations do not
+            need it).
     """
     slots = data.slots
     slot_scales, slot_shifts = slots.gather(scales), slots.gather(shifts)  # N R
-    conditions, blocks, objective = [], [], 0.0
-    frame_of_pair = data.pairs[:, 0]
-    for start in range(0, slots.num_frames, FRAME_CHUNK):
-        stop = min(start + FRAME_CHUNK, slots.num_frames)
-        cond, jac, part = frame_terms(
+    conditions, grams, objective = [], [], 0.0
+    chunk = frame_chunk(slots)
+    for start in range(0, slots.num_frames, chunk):
+        stop = min(start + chunk, slots.num_frames)
+        cond, gram, part = frame_terms(
             slots.values[start:stop], slots.mask[start:stop], slot_scales[start:stop],
             slot_shifts[start:stop], smoothing, settings, data.denominator, with_jacobian,
+            with_objective,
         )
         conditions.append(cond)
         objective += part
-        if jac is not None:
-            lo, hi = torch.searchsorted(frame_of_pair, torch.tensor([start, stop])).tolist()
-            frame, slot_r, slot_l = data.pairs[lo:hi].unbind(1)
-            blocks.append(jac[frame - start, slot_r, :, slot_l, :])
+        grams.append(gram)
     gradient = slots.scatter(torch.cat(conditions))  # K 2
+    blocks = None
+    if with_jacobian:  # q 2 2
+        blocks = torch.cat(grams).view(-1)[data.gram_index].double() * data.gram_factor
 
     scale_weight = settings.scale_reg_weight / group_size
     shift_weight = settings.shift_reg_weight / group_size
@@ -266,16 +293,33 @@ def newton_system(
     )
     objective += float((scale_weight * below.square()).sum() + (shift_weight * shifts.square()).sum())
     return NewtonSystem(
-        gradient=gradient, blocks=torch.cat(blocks) if with_jacobian else None,
+        gradient=gradient, blocks=blocks,
         curvature=curvature, objective=objective,
     )
 
 
-def factor_robustly(bands: Tensor) -> BlockFactors:
-    """Factorise the Newton system; if it is singular, add growing damping until it is not."""
+def frame_chunk(slots: FrameSlots) -> int:
+    """Frames processed together: `FRAME_CHUNK`, or more while they hold at most
+    `CHUNK_VALUES` slot values (a whole 250-frame clip at 96x64, where per-chunk overhead
+    would dominate; larger chunks of larger frames fall out of the cache and are slower)."""
+    per_frame = max(1, int(slots.values.shape[1]) * slots.num_pixels)
+    return max(FRAME_CHUNK, CHUNK_VALUES // per_frame)
+
+
+def factor_robustly(bands: Tensor, split: int | None = None) -> BlockFactors | SeparatorFactors:
+    """Factorise the Newton system; if it is singular, add growing damping until it is not.
+
+    Args:
+        bands: `b 3 q q` block-tridiagonal bands.
+        split: with bands in a `separator_layout`, its split: factorise through the
+            separators (same answer, less work); None: plain block elimination.
+    """
     for relative in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+        damped = add_damping(bands, relative) if relative else bands
         try:
-            return factor_block_tridiagonal(add_damping(bands, relative) if relative else bands)
+            if split is None:
+                return factor_block_tridiagonal(damped)
+            return factor_with_separators(damped, split)
         except SingularSystem:
             logger.debug("singular Newton system; damping %g", relative)
     raise NumericalError(
@@ -284,8 +328,19 @@ def factor_robustly(bands: Tensor) -> BlockFactors:
     )
 
 
-def hold_common_scale(layout: BlockLayout, factors: BlockFactors, scales: Tensor,
-                      step: Tensor) -> Tensor:
+def inexact_step(pattern: PairPattern, system: NewtonSystem, layout: BlockLayout,
+                 factors: BlockFactors | SeparatorFactors) -> Tensor | None:
+    """`K 2` Newton step by GMRES preconditioned with earlier factors (`coalign_krylov`),
+    or None when `KRYLOV_STEPS` steps do not reach `KRYLOV_TOLERANCE`. Works on the
+    layout's `b q` vectors (no reordering per product)."""
+    matvec = pair_operator(pattern, system.blocks, layout.to_blocks(system.curvature))
+    step, converged = gmres(matvec, factors.solve, -layout.to_blocks(system.gradient),
+                            KRYLOV_TOLERANCE, KRYLOV_STEPS)
+    return layout.from_blocks(step) if converged and bool(torch.isfinite(step).all()) else None
+
+
+def hold_common_scale(layout: BlockLayout, factors: BlockFactors | SeparatorFactors,
+                      scales: Tensor, step: Tensor) -> Tensor:
     """The Newton step, re-solved with the mean scale fixed if it would exceed the ceiling.
 
     With `e` the mean-scale functional, the step of the bordered system
@@ -293,7 +348,8 @@ def hold_common_scale(layout: BlockLayout, factors: BlockFactors, scales: Tensor
     every snippet's scale condition gets the same extra pull `mu`.
 
     Args:
-        layout, factors: the Newton system's layout and factorisation.
+        layout, factors: the Newton system's layout and (possibly an earlier system's)
+            factorisation.
         scales: `K` float64, current scales.
         step: `K 2` float64, the Newton step (`J^-1 (-g)`).
     """
@@ -366,7 +422,8 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
     num_snippets = sum(sizes)
     first = torch.cat([idx[:, 0] for idx in problem.indices])
     span = max(int((idx[:, -1] - idx[:, 0]).max()) for idx in problem.indices)
-    layout = block_layout(first, span)
+    layout, split = block_layout(first, span), None
+    factors = None  # of an earlier Newton system (they precondition the later ones)
     scales = torch.ones(num_snippets, dtype=torch.float64)
     shifts = torch.zeros(num_snippets, dtype=torch.float64)
     budget = settings.num_iterations
@@ -377,14 +434,22 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         if done >= budget:
             break
         data = stage_data(problem, settings, stage.max_pixels, torch.float32)
+        if split is None:  # the pairs are the same in every stage (they ignore pixels)
+            layout, split = separator_layout(layout, data.rows, data.cols)
+            pattern = pair_pattern(data.rows, data.cols, layout)
         mixer = AndersonMixer(memory=ANDERSON_MEMORY)
         for _ in range(min(stage.max_iterations, budget - done)):
             hooks.check_cancel()
-            system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings)
-            factors = factor_robustly(assemble(
-                layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
-            ))
-            step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))  # K 2
+            system = newton_system(data, scales, shifts, group_size, stage.smoothing, settings,
+                                   with_objective=False)
+            step = None
+            if factors is not None:
+                step = inexact_step(pattern, system, layout, factors)
+            if step is None:
+                factors = factor_robustly(assemble(
+                    layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
+                ), split)
+                step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))
             step = limit_step(scales, shifts, hold_common_scale(layout, factors, scales, step))
             theta = torch.cat([scales, shifts])
             target = theta + torch.cat([step[:, 0], step[:, 1]])
