@@ -379,22 +379,25 @@ def video_input_source(video) -> FrameSource:
     File-backed videos (`get_stream_source()` returns a path or a file-like object) are
     decoded lazily at processing size, within their trim window
     (`get_active_trim_window()`, when the object has one) and with the pixel conversion of
-    ComfyUI's own loader (``pixel_format="auto"``); videos made from images in memory
+    the ComfyUI that made the object, so the frames equal its own `get_components()`:
+    ComfyUI releases with trim windows decode to float RGB (``pixel_format="auto"``),
+    older ones (e.g. 0.3.64) to 8-bit RGB (``"rgb24"``). Videos made from images in memory
     (`get_components().images`, `N H W 3` in 0..1) are read from those images, which are
     never copied as a whole.
     """
     has_stream = callable(getattr(video, "get_stream_source", None))
+    newer = callable(getattr(video, "get_active_trim_window", None))  # trims, decodes to float
+    pixel_format = "auto" if newer else "rgb24"
     if has_stream and not _stream_source_is_reencoding(video):
-        start_time, duration = 0.0, 0.0
-        if callable(getattr(video, "get_active_trim_window", None)):  # newer ComfyUI: trimmed
-            start_time, duration = video.get_active_trim_window()
+        start_time, duration = video.get_active_trim_window() if newer else (0.0, 0.0)
         return VideoFileSource(
-            video.get_stream_source(), start_time=start_time, duration=duration, pixel_format="auto"
+            video.get_stream_source(), start_time=start_time, duration=duration,
+            pixel_format=pixel_format,
         )
     if callable(getattr(video, "get_components", None)):
         return ArraySource(video.get_components().images)
     if has_stream:
-        return VideoFileSource(video.get_stream_source(), pixel_format="auto")
+        return VideoFileSource(video.get_stream_source(), pixel_format=pixel_format)
     raise InvalidInput(
         f"{type(video).__name__} is not a video: expected get_stream_source() or get_components()."
     )

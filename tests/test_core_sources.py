@@ -267,3 +267,26 @@ def test_frame_range_reads_a_window_lazily(video_path, eager):
         FrameRange(TensorSource(eager), start=-1)
     with pytest.raises(InvalidSettings, match="frame count"):
         FrameRange(TensorSource(eager), count=-1)
+
+
+class FakeOlderVideoFromFile(FakeVideoInput):
+    """Like ComfyUI 0.3.64's VideoFromFile: no trim window, decodes with to_ndarray('rgb24')."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def get_stream_source(self):
+        return self.file
+
+    def get_components(self):
+        raise AssertionError("a file-backed video must never be decoded whole")
+
+
+def test_comfy_video_is_decoded_like_the_comfyui_that_made_it(video_path, eager):
+    # Bug: every VIDEO was decoded to float RGB, as newer ComfyUI does; ComfyUI 0.3.64 decodes
+    # 8-bit RGB, so wiring its VIDEO instead of its IMAGE changed the frames (up to 0.65 at edges)
+    older = video_input_source(FakeOlderVideoFromFile(str(video_path)))
+    assert isinstance(older, VideoFileSource) and older.pixel_format == "rgb24"
+    torch.testing.assert_close(older.read(0, NUM_FRAMES), eager, rtol=0, atol=0)  # = rgb24 decoding
+    newer = video_input_source(FakeVideoFromFile(str(video_path)))
+    assert newer.pixel_format == "auto"
