@@ -17,7 +17,7 @@ How, per iteration:
        linearly anyway) by a few GMRES steps preconditioned with the factors of an earlier
        system (`coalign_krylov`); only when they fall short is the system factorised
        afresh, exactly and in time linear in the clip length, through the blocks'
-       separators (`coalign_separator`). About one iteration in five factorises;
+       separators (`coalign_separator`). About one iteration in five to eight factorises;
     4. Anderson mixing of the iterates.
 ``delta`` shrinks in stages (`STAGES`) to 1e-3, the resolution of the reference's own
 Adam steps (learning rate 1e-3): the exact (delta -> 0) fixed point can have a higher
