@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..rollingdepth_core.coalign import DEFAULT_METHOD, CoalignSettings, available_methods, coalign_depth
+from ..rollingdepth_core.coalign.methods import DEFAULT_METHOD, available_methods, coalign_depth
+from ..rollingdepth_core.coalign.problem import CoalignSettings
 from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.types import SnippetDepths
 from . import comfy_bridge, convert

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ..rollingdepth_core.autobatch import run_activation_bytes
-from ..rollingdepth_core.checkpoint import DEFAULT_REPO_ID
 from ..rollingdepth_core.hooks import Hooks
+from ..rollingdepth_core.model.checkpoint import DEFAULT_REPO_ID
+from ..rollingdepth_core.runtime.batch_sizes import run_activation_bytes
 from ..rollingdepth_core.types import DepthModel
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ import torch
 from einops import reduce
 from torch import Tensor
 
-from ..rollingdepth_core.colormaps import colorize_depth
 from ..rollingdepth_core.errors import InvalidInput
-from ..rollingdepth_core.sources import ArraySource, FrameSource, video_input_source
+from ..rollingdepth_core.io.colormaps import colorize_depth
+from ..rollingdepth_core.io.sources import ArraySource, FrameSource, video_input_source
 from ..rollingdepth_core.types import Alignment, DepthVideo
 
 CHANNEL_HINTS = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..rollingdepth_core.denoise import predict_snippets
 from ..rollingdepth_core.presets import PRESETS
+from ..rollingdepth_core.stages.denoise import predict_snippets
 from . import comfy_bridge, convert
 from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..rollingdepth_core.checkpoint import DEFAULT_REPO_ID, DTYPES, load_model
 from ..rollingdepth_core.errors import CheckpointError
+from ..rollingdepth_core.model.checkpoint import DEFAULT_REPO_ID, DTYPES, load_model
 from . import comfy_bridge
 
 DTYPE_CHOICES = ("auto", *DTYPES)  # auto, fp32, fp16, bf16

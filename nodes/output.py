@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from ..rollingdepth_core.colormaps import COLORMAPS
-from ..rollingdepth_core.depth_sources import DEPTH_KINDS, to_inverse_depth
 from ..rollingdepth_core.errors import InvalidSettings, RollingDepthError
-from ..rollingdepth_core.export import DEPTH_FORMATS, output_location, save_depth_files
+from ..rollingdepth_core.io.colormaps import COLORMAPS
+from ..rollingdepth_core.io.depth_sources import DEPTH_KINDS, to_inverse_depth
+from ..rollingdepth_core.io.export import DEPTH_FORMATS, output_location, save_depth_files
 from ..rollingdepth_core.types import DepthVideo
 from . import comfy_bridge, convert
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..rollingdepth_core.presets import PRESETS
-from ..rollingdepth_core.refine import refine_video
+from ..rollingdepth_core.stages.refine import refine_video
 from . import comfy_bridge, convert
 from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..rollingdepth_core.errors import InvalidInput, RollingDepthError
 from ..rollingdepth_core.presets import PRESETS, parse_dilations
-from ..rollingdepth_core.snippets import plan_snippets
+from ..rollingdepth_core.stages.snippets import plan_snippets
 from . import convert
 from .widgets import frames_inputs
 

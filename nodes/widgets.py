@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..rollingdepth_core.autobatch import AUTO
+from ..rollingdepth_core.runtime.batch_sizes import AUTO
 
 SEED_MAX = 2**63 - 1
 VAE_BATCH = AUTO  # frames per VAE call: what fits in free VRAM (4 on a CPU)

@@ -14,10 +14,9 @@ or all at once: ``estimate_depth(model, frames, PRESETS["fast"])``.
 This package never imports ComfyUI.
 """
 
-from .checkpoint import DEFAULT_REPO_ID, load_model
-from .coalign import CoalignSettings, coalign, coalign_depth, merge_aligned
-from .denoise import denoise_snippets
-from .encode import encode_frames
+from .coalign.merge import merge_aligned, normalize_depth
+from .coalign.methods import coalign, coalign_depth
+from .coalign.problem import CoalignSettings
 from .errors import (
     CheckpointError,
     InvalidInput,
@@ -26,11 +25,14 @@ from .errors import (
     RollingDepthError,
 )
 from .hooks import Hooks
-from .noise import make_noise
+from .model.checkpoint import DEFAULT_REPO_ID, load_model
+from .model.noise import make_noise
 from .pipeline import DepthResult, estimate_depth
 from .presets import PRESETS, Preset, get_preset
-from .refine import normalize_depth, refine_depth
-from .snippets import plan_snippets
+from .stages.denoise import denoise_snippets
+from .stages.encode import encode_frames
+from .stages.refine import refine_depth
+from .stages.snippets import plan_snippets
 from .types import Alignment, DepthModel, DepthVideo, EncodedFrames, SnippetDepths, SnippetPlan
 
 __version__ = "0.1.0"

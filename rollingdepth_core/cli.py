@@ -17,19 +17,20 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .autobatch import AUTO
-from .checkpoint import DEFAULT_REPO_ID, load_model
-from .coalign import DEFAULT_METHOD, CoalignSettings, available_methods
-from .colormaps import COLORMAPS, colorize_depth
-from .devices import default_device
+from .coalign.methods import DEFAULT_METHOD, available_methods
+from .coalign.problem import CoalignSettings
 from .errors import InvalidSettings, RollingDepthError
-from .export import save_exr, save_npz, save_png16, save_video
-from .frames import resize_depth
 from .hooks import tqdm_hooks
+from .io.colormaps import COLORMAPS, colorize_depth
+from .io.export import save_exr, save_npz, save_png16, save_video
+from .io.frames import resize_depth
+from .io.sources import FrameRange, VideoFileSource
+from .io.video_files import read_image_folder
+from .model.checkpoint import DEFAULT_REPO_ID, load_model
 from .pipeline import estimate_depth
 from .presets import PRESETS, parse_dilations
-from .sources import FrameRange, VideoFileSource
-from .video_io import read_image_folder
+from .runtime.batch_sizes import AUTO
+from .runtime.devices import default_device
 
 logger = logging.getLogger("rollingdepth")
 

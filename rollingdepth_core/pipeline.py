@@ -9,17 +9,18 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from .autobatch import BatchSize, resolve_run_batches
-from .coalign import CoalignSettings, coalign_depth
-from .denoise import denoise_snippets
-from .encode import encode_frames
-from .frames import resize_depth
+from .coalign.methods import coalign_depth
+from .coalign.problem import CoalignSettings
 from .hooks import NO_HOOKS, Hooks
-from .noise import check_noise, make_noise
+from .io.frames import resize_depth
+from .io.sources import FrameSource, as_source
+from .model.noise import check_noise, make_noise
 from .presets import Preset, check_dilations
-from .refine import refine_depth
-from .snippets import plan_snippets
-from .sources import FrameSource, as_source
+from .runtime.batch_sizes import BatchSize, resolve_run_batches
+from .stages.denoise import denoise_snippets
+from .stages.encode import encode_frames
+from .stages.refine import refine_depth
+from .stages.snippets import plan_snippets
 from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
 
 logger = logging.getLogger(__name__)

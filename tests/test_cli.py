@@ -11,9 +11,9 @@ import torch
 
 from rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
 from rollingdepth_core.cli import build_parser, main, settings_from_args
-from rollingdepth_core.export import save_video
-from rollingdepth_core.sources import VideoFileSource
-from rollingdepth_core.video_io import read_clip
+from rollingdepth_core.io.export import save_video
+from rollingdepth_core.io.sources import VideoFileSource
+from rollingdepth_core.io.video_files import read_clip
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from rollingdepth_core.attention import (
+from rollingdepth_core.model.attention import (
     FrameAttnProcessor,
     fold_frames,
     install_cross_frame_attention,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core import autobatch, devices
-from rollingdepth_core.autobatch import (
+from rollingdepth_core.bench.memtrack import LiveBytes
+from rollingdepth_core.errors import InvalidSettings
+from rollingdepth_core.model.latents import decode_depth, encode_images
+from rollingdepth_core.runtime import batch_sizes as autobatch
+from rollingdepth_core.runtime import devices
+from rollingdepth_core.runtime.batch_sizes import (
     GIB,
     AutoBatch,
     MemoryModel,
@@ -18,9 +22,6 @@ from rollingdepth_core.autobatch import (
     vae_batch_size,
     vae_memory,
 )
-from rollingdepth_core.bench.memtrack import LiveBytes
-from rollingdepth_core.errors import InvalidSettings
-from rollingdepth_core.latents import decode_depth, encode_images
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_estimates_bound_measured_activations(tiny_model, latent_size):
 
 
 def test_run_activation_bytes_is_the_larger_call(tiny_model):
-    from rollingdepth_core.autobatch import run_activation_bytes
+    from rollingdepth_core.runtime.batch_sizes import run_activation_bytes
 
     # 40 x 64 at its own size: latents 5 x 8, padded frames 40 x 64
     unet = unet_memory(tiny_model, (5, 8), 3).per_item

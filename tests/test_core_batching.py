@@ -5,10 +5,10 @@ import logging
 import pytest
 import torch
 
-from rollingdepth_core.batching import run_in_batches
-from rollingdepth_core.devices import is_out_of_memory
 from rollingdepth_core.errors import InvalidSettings
 from rollingdepth_core.hooks import Hooks
+from rollingdepth_core.runtime.batch_loop import run_in_batches
+from rollingdepth_core.runtime.devices import is_out_of_memory
 
 
 def test_batches_cover_every_item_once():

@@ -7,16 +7,16 @@ import shutil
 import pytest
 import torch
 
-from rollingdepth_core import checkpoint
-from rollingdepth_core.attention import FrameAttnProcessor
-from rollingdepth_core.checkpoint import (
+from rollingdepth_core.errors import CheckpointError, InvalidSettings
+from rollingdepth_core.model import checkpoint
+from rollingdepth_core.model.attention import FrameAttnProcessor
+from rollingdepth_core.model.checkpoint import (
     check_checkpoint,
     download_checkpoint,
     load_model,
     resolve_checkpoint,
     resolve_dtype,
 )
-from rollingdepth_core.errors import CheckpointError, InvalidSettings
 
 
 def test_load_tiny_model(tiny_model, case_a):

@@ -3,14 +3,12 @@
 import pytest
 import torch
 
-from rollingdepth_core.coalign import (
-    SOLVERS,
+from rollingdepth_core.coalign.merge import merge_aligned, normalize_depth
+from rollingdepth_core.coalign.methods import SOLVERS, coalign, coalign_depth
+from rollingdepth_core.coalign.problem import (
     CoalignSettings,
-    coalign,
-    coalign_depth,
     frame_means,
     global_minimum,
-    merge_aligned,
     objective,
     objective_value,
     optimisation_pixels,
@@ -19,8 +17,7 @@ from rollingdepth_core.coalign import (
 )
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.refine import normalize_depth
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import Alignment, SnippetDepths
 
 
@@ -155,7 +152,7 @@ def test_coalign_depth_is_normalised(case_a_snippets, case_a):
 
 
 def test_solver_registry():
-    from rollingdepth_core import coalign_adam
+    from rollingdepth_core.coalign import reference as coalign_adam
 
     assert SOLVERS["reference"] is coalign_adam.solve_adam
 

@@ -17,16 +17,11 @@ import logging
 import pytest
 import torch
 
-from rollingdepth_core import coalign_fast
-from rollingdepth_core.coalign import (
-    CoalignSettings,
-    coalign,
-    coalign_depth,
-    objective_value,
-    prepare_problem,
-)
-from rollingdepth_core.denoise import predict_snippets
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.coalign import fast as coalign_fast
+from rollingdepth_core.coalign.methods import coalign, coalign_depth
+from rollingdepth_core.coalign.problem import CoalignSettings, objective_value, prepare_problem
+from rollingdepth_core.stages.denoise import predict_snippets
+from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import SnippetDepths
 
 SLACK = 1e-3  # relative: the fast objective may not exceed the reference's by more

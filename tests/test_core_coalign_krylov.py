@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from test_core_coalign_linalg import dense, random_system
 
-from rollingdepth_core.coalign_krylov import gmres, pair_operator, pair_pattern
-from rollingdepth_core.coalign_linalg import block_layout
+from rollingdepth_core.coalign.linalg.block_tridiagonal import block_layout
+from rollingdepth_core.coalign.linalg.krylov import gmres, pair_operator, pair_pattern
 
 
 def test_pair_operator_equals_the_dense_product():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.coalign_linalg import (
+from rollingdepth_core.coalign.linalg.block_tridiagonal import (
     AndersonMixer,
     SingularSystem,
     add_damping,

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.coalign import (
+from rollingdepth_core.coalign.merge import merge_aligned
+from rollingdepth_core.coalign.problem import (
     CoalignSettings,
     check_snippet_depths,
     global_minimum,
-    merge_aligned,
     prepare_problem,
     value_range,
 )
-from rollingdepth_core.disk_tensor import DiskTensor
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.runtime.disk_tensor import DiskTensor
+from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import Alignment, SnippetDepths
 
 DILATIONS = (1, 10, 25)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.coalign import CoalignSettings, coalign, merge_aligned
-from rollingdepth_core.coalign_robust import (
+from rollingdepth_core.coalign.merge import merge_aligned
+from rollingdepth_core.coalign.methods import coalign
+from rollingdepth_core.coalign.problem import CoalignSettings
+from rollingdepth_core.coalign.robust import (
     fix_gauge,
     frame_pairs,
     loss_weights,
     residual_width,
     weighted_energy,
 )
-from rollingdepth_core.coalign_slots import frame_slots
+from rollingdepth_core.coalign.slots import frame_slots
+from rollingdepth_core.evaluation.metrics import evaluate_depth
+from rollingdepth_core.evaluation.snippet_simulation import CLEAN, simulate_snippets
+from rollingdepth_core.evaluation.synthetic import render_inverse_depth
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.metrics import evaluate_depth
-from rollingdepth_core.snippet_simulation import CLEAN, simulate_snippets
-from rollingdepth_core.snippets import plan_snippets
-from rollingdepth_core.synthetic import render_inverse_depth
+from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import SnippetDepths
 
 DILATIONS = (1, 10, 25)
@@ -116,7 +118,7 @@ def test_pairs_weights_and_energies_by_hand():
 
 
 def test_normal_equations_gradient_matches_autograd():
-    from rollingdepth_core.coalign_robust import normal_equations, pair_residuals
+    from rollingdepth_core.coalign.robust import normal_equations, pair_residuals
 
     generator = torch.Generator().manual_seed(0)
     plan = plan_snippets(30, (1, 10), 3)

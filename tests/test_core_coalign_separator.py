@@ -6,8 +6,8 @@ import pytest
 import torch
 from test_core_coalign_linalg import dense, random_system
 
-from rollingdepth_core.coalign_linalg import SingularSystem, assemble, block_layout
-from rollingdepth_core.coalign_separator import factor_with_separators, separator_layout
+from rollingdepth_core.coalign.linalg.block_tridiagonal import SingularSystem, assemble, block_layout
+from rollingdepth_core.coalign.linalg.separator import factor_with_separators, separator_layout
 
 
 @pytest.mark.parametrize(("width", "seed"), [(7, 0), (7, 3), (12, 1), (100, 2)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.coalign_slots import frame_slots, slot_table
+from rollingdepth_core.coalign.slots import frame_slots, slot_table
 from rollingdepth_core.errors import InvalidInput
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.stages.snippets import plan_snippets
 
 
 def plan_values(num_frames: int = 120, num_pixels: int = 5):

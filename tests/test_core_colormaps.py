@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rollingdepth_core.colormaps import COLORMAPS, apply_colormap, colormap_lut, normalize_for_display
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
+from rollingdepth_core.io.colormaps import COLORMAPS, apply_colormap, colormap_lut, normalize_for_display
 
 
 def test_normalisation_is_clip_wide():

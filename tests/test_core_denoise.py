@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from rollingdepth_core.denoise import (
+from rollingdepth_core.errors import InvalidInput, NumericalError
+from rollingdepth_core.hooks import Hooks
+from rollingdepth_core.stages.denoise import (
     check_finite_depth,
     denoise_snippets,
     denoise_step,
     predict_snippets,
     storage_dtype_for,
 )
-from rollingdepth_core.errors import InvalidInput, NumericalError
-from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import EncodedFrames
 
 
@@ -103,7 +103,7 @@ def test_nan_depth_names_frames_and_dtype():
 
 
 def test_nan_from_model_is_caught(tiny_model, golden_encoded, case_a, monkeypatch):
-    import rollingdepth_core.denoise as denoise
+    import rollingdepth_core.stages.denoise as denoise
 
     real = denoise.decode_depth
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rollingdepth_core.disk_tensor import DiskTensor, is_stored_on_disk
 from rollingdepth_core.errors import InvalidInput
+from rollingdepth_core.runtime.disk_tensor import DiskTensor, is_stored_on_disk
 
 
 def test_round_trip_and_slicing_match_torch(tmp_path):

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from rollingdepth_core.encode import encode_frames, frames_fingerprint
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
+from rollingdepth_core.io.frames import frames_fingerprint
+from rollingdepth_core.stages.encode import encode_frames
 
 
 def test_encode_matches_golden(tiny_model, case_a):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidInput
-from rollingdepth_core.export import read_exr, save_exr, save_npz, save_png16, save_video
-from rollingdepth_core.video_io import read_video
+from rollingdepth_core.io.export import read_exr, save_exr, save_npz, save_png16, save_video
+from rollingdepth_core.io.video_files import read_video
 
 
 @pytest.fixture

@@ -17,9 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from rollingdepth_core import colormaps, depth_sources, export, load_model
-from rollingdepth_core.coalign import DEFAULT_METHOD, SOLVERS, available_methods, coalign, coalign_depth
+from rollingdepth_core import load_model
+from rollingdepth_core.coalign.methods import (
+    DEFAULT_METHOD,
+    SOLVERS,
+    available_methods,
+    coalign,
+    coalign_depth,
+)
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
+from rollingdepth_core.io import colormaps, depth_sources, export
 
 
 def test_load_model_dtype_for_compute_device(tiny_model_dir):
@@ -42,7 +49,7 @@ def test_available_methods_lists_registered_solvers():
 def test_coalign_under_inference_mode_issue3():
     # ComfyUI runs nodes under torch.inference_mode(); the Adam solver then failed with
     # "element 0 of tensors does not require grad" (found by the real-server harness).
-    from rollingdepth_core.coalign import CoalignSettings
+    from rollingdepth_core.coalign.problem import CoalignSettings
     from rollingdepth_core.types import SnippetDepths, SnippetGroup, SnippetPlan
 
     with torch.inference_mode():

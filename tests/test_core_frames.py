@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
-from rollingdepth_core.frames import (
+from rollingdepth_core.io.frames import (
     check_finite,
     check_frames,
     crop_to,

@@ -2,7 +2,7 @@
 
 import torch
 
-from rollingdepth_core.latents import decode_depth, decode_depth_batched, encode_depth, encode_images
+from rollingdepth_core.model.latents import decode_depth, decode_depth_batched, encode_depth, encode_images
 
 
 def test_encode_matches_golden(tiny_model, case_a):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidInput
-from rollingdepth_core.metrics import (
+from rollingdepth_core.evaluation.metrics import (
     AffineFit,
     evaluate_depth,
     fit_affine,

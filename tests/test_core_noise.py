@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
-from rollingdepth_core.noise import check_noise, make_noise
+from rollingdepth_core.model.noise import check_noise, make_noise
 
 
 def test_noise_matches_golden(case_a):

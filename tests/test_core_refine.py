@@ -3,16 +3,11 @@
 import pytest
 import torch
 
+from rollingdepth_core.coalign.merge import normalize_depth
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.latents import decode_depth
-from rollingdepth_core.refine import (
-    normalize_depth,
-    refine_depth,
-    refine_latents,
-    refine_timesteps,
-    refine_video,
-)
+from rollingdepth_core.model.latents import decode_depth
+from rollingdepth_core.stages.refine import refine_depth, refine_latents, refine_timesteps, refine_video
 from rollingdepth_core.types import DepthVideo, EncodedFrames
 
 
@@ -102,7 +97,7 @@ def test_refine_video_any_depth(tiny_model):
 
 
 def test_refine_video_reuses_latents_only_for_same_frames(tiny_model, monkeypatch):
-    import rollingdepth_core.encode as encode
+    import rollingdepth_core.stages.encode as encode
 
     frames = torch.rand(4, 3, 16, 24) * 2 - 1
     first = refine_video(tiny_model, frames, DepthVideo(torch.rand(4, 16, 24)), num_steps=1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidSettings
-from rollingdepth_core.snippets import (
+from rollingdepth_core.stages.snippets import (
     cap_dilation,
     effective_snippet_length,
     max_dilation,

@@ -12,8 +12,8 @@ import torch
 
 from rollingdepth_core import encode_frames
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
-from rollingdepth_core.frames import resize_frames
-from rollingdepth_core.sources import (
+from rollingdepth_core.io.frames import resize_frames
+from rollingdepth_core.io.sources import (
     ArraySource,
     FrameRange,
     FrameReader,
@@ -22,7 +22,7 @@ from rollingdepth_core.sources import (
     as_source,
     video_input_source,
 )
-from rollingdepth_core.video_io import read_video
+from rollingdepth_core.io.video_files import read_video
 
 NUM_FRAMES, HEIGHT, WIDTH, FPS = 12, 48, 64, 24
 

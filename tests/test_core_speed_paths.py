@@ -9,9 +9,9 @@ import logging
 import pytest
 import torch
 
-import rollingdepth_core.denoise as denoise
-import rollingdepth_core.refine as refine
-import rollingdepth_core.vae_batches as vae_batches
+import rollingdepth_core.model.vae_batches as vae_batches
+import rollingdepth_core.stages.denoise as denoise
+import rollingdepth_core.stages.refine as refine
 from rollingdepth_core import (
     PRESETS,
     CoalignSettings,
@@ -22,9 +22,9 @@ from rollingdepth_core import (
 )
 from rollingdepth_core.bench.memtrack import LiveBytes
 from rollingdepth_core.bench.synthetic_frames import SyntheticSource
-from rollingdepth_core.denoise import denoise_snippets
-from rollingdepth_core.refine import refine_latents
-from rollingdepth_core.sources import TensorSource
+from rollingdepth_core.io.sources import TensorSource
+from rollingdepth_core.stages.denoise import denoise_snippets
+from rollingdepth_core.stages.refine import refine_latents
 
 # Tolerance for batched against one-at-a-time (fp32, CPU): different batch sizes may pick
 # different convolution kernels; SPEC §6 allows 1e-4 for snippet depths and refinement.
@@ -87,7 +87,7 @@ def test_unet_oom_halves_and_retries_without_losing_work(
         return real(model, scheduler, rgb, latents, timestep, num_frames)
 
     monkeypatch.setattr(denoise, "denoise_step", limited)
-    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.batching"):
+    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
         retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, 8, 4)
     assert "Out of memory" in caplog.text and "retrying with 4 snippets" in caplog.text
     assert sum(done) == plan.num_snippets  # every snippet once: nothing lost, nothing twice
@@ -108,7 +108,7 @@ def test_decoder_oom_shrinks_the_vae_batch_for_good(
         return real(vae, latents)
 
     monkeypatch.setattr(denoise, "decode_depth", limited)
-    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.batching"):
+    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
         retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, 4, 12)
     assert "retrying with 6 VAE frames" in caplog.text
     assert caplog.text.count("Out of memory") == 2  # 12 -> 6 -> 3 once; later batches start at 3
@@ -128,7 +128,7 @@ def test_encoder_oom_retries_every_frame_once(tiny_model, clip, encoded, monkeyp
         return real(vae, images, batch_size, *args, **kwargs)
 
     monkeypatch.setattr(vae_batches, "encode_images", limited)
-    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.batching"):
+    with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
         retried = encode_frames(tiny_model, clip, processing_resolution=0, batch_size=8)
     assert "retrying with 2 frames" in caplog.text
     assert sum(frames) == clip.num_frames

@@ -7,8 +7,8 @@ import torch
 
 from rollingdepth_core import load_model
 from rollingdepth_core.errors import InvalidSettings
-from rollingdepth_core.latents import decode_depth
-from rollingdepth_core.speedups import SpeedOptions, apply_speedups
+from rollingdepth_core.model.latents import decode_depth
+from rollingdepth_core.model.speedups import SpeedOptions, apply_speedups
 
 # fp32 on the CPU: NHWC convolutions and other SDPA kernels reorder sums (about 3e-6 seen)
 ATOL = 2e-5

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidSettings
-from rollingdepth_core.storage import host_empty
+from rollingdepth_core.runtime.storage import host_empty
 
 
 def mapping_of(tensor: torch.Tensor) -> str | None:

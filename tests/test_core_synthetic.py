@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core import synthetic
-from rollingdepth_core.disk_tensor import DiskTensor
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
-from rollingdepth_core.snippet_simulation import CLEAN, SnippetNoise, simulate_snippets
-from rollingdepth_core.snippets import plan_snippets
+from rollingdepth_core.evaluation import synthetic
+from rollingdepth_core.evaluation.snippet_simulation import CLEAN, SnippetNoise, simulate_snippets
+from rollingdepth_core.runtime.disk_tensor import DiskTensor
+from rollingdepth_core.stages.snippets import plan_snippets
 
 N, H, W = 100, 24, 32
 

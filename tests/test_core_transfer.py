@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rollingdepth_core.transfer import HostCopier
+from rollingdepth_core.runtime.host_copies import HostCopier
 
 
 class FakeEvent:

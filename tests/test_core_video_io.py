@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
-from rollingdepth_core.export import save_video
-from rollingdepth_core.video_io import read_clip, read_image_folder, read_video
+from rollingdepth_core.io.export import save_video
+from rollingdepth_core.io.video_files import read_clip, read_image_folder, read_video
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,14 @@ from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
 from rollingdepth_pack.nodes import comfy_bridge
 from rollingdepth_pack.nodes import pipeline as pipeline_node
 from rollingdepth_pack.rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
-from rollingdepth_pack.rollingdepth_core.coalign import DEFAULT_METHOD, coalign_depth
-from rollingdepth_pack.rollingdepth_core.denoise import predict_snippets
+from rollingdepth_pack.rollingdepth_core.coalign.methods import DEFAULT_METHOD, coalign_depth
 from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidInput, InvalidSettings
-from rollingdepth_pack.rollingdepth_core.export import read_exr
 from rollingdepth_pack.rollingdepth_core.hooks import Hooks
+from rollingdepth_pack.rollingdepth_core.io.export import read_exr
 from rollingdepth_pack.rollingdepth_core.presets import Preset
-from rollingdepth_pack.rollingdepth_core.refine import refine_video
-from rollingdepth_pack.rollingdepth_core.snippets import plan_snippets
+from rollingdepth_pack.rollingdepth_core.stages.denoise import predict_snippets
+from rollingdepth_pack.rollingdepth_core.stages.refine import refine_video
+from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
 
 EXACT = {"rtol": 0.0, "atol": 1e-6}  # same code, same order of operations: equal up to rounding
 RESOLUTION = 64

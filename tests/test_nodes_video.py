@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
-from rollingdepth_pack.rollingdepth_core.coalign import coalign_depth
-from rollingdepth_pack.rollingdepth_core.denoise import predict_snippets
+from rollingdepth_pack.rollingdepth_core.coalign.methods import coalign_depth
 from rollingdepth_pack.rollingdepth_core.errors import InvalidInput
-from rollingdepth_pack.rollingdepth_core.refine import refine_video
-from rollingdepth_pack.rollingdepth_core.snippets import plan_snippets
-from rollingdepth_pack.rollingdepth_core.sources import VideoFileSource
+from rollingdepth_pack.rollingdepth_core.io.sources import VideoFileSource
+from rollingdepth_pack.rollingdepth_core.stages.denoise import predict_snippets
+from rollingdepth_pack.rollingdepth_core.stages.refine import refine_video
+from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
 
 NUM_FRAMES, HEIGHT, WIDTH = 7, 40, 64
 EXACT = {"rtol": 0.0, "atol": 1e-6}

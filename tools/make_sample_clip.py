@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rollingdepth_core.colormaps import colorize_depth
-from rollingdepth_core.export import save_video
+from rollingdepth_core.io.colormaps import colorize_depth
+from rollingdepth_core.io.export import save_video
 
 logger = logging.getLogger(__name__)
 

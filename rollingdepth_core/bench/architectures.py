@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..attention import install_cross_frame_attention
+from ..model.attention import install_cross_frame_attention
 from ..types import DepthModel
 
 # the published checkpoint's DDIMScheduler config (golden/README.md §1)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ..disk_tensor import DiskTensor
-from ..snippet_simulation import SnippetNoise, simulate_snippets
-from ..snippets import plan_snippets
-from ..synthetic import render_inverse_depth
+from ..evaluation.snippet_simulation import SnippetNoise, simulate_snippets
+from ..evaluation.synthetic import render_inverse_depth
+from ..runtime.disk_tensor import DiskTensor
+from ..stages.snippets import plan_snippets
 from ..types import SnippetDepths
 
 logger = logging.getLogger(__name__)

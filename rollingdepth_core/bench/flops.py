@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..attention import install_cross_frame_attention
+from ..model.attention import install_cross_frame_attention
 
 # Dense (no sparsity) FP16/BF16 tensor-core TFLOPS from NVIDIA's public spec sheets.
 # Matched in order against torch.cuda.get_device_name(): more specific names first.

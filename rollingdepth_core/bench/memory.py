@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..frames import padding_for, processing_size
-from ..snippets import plan_snippets
+from ..io.frames import padding_for, processing_size
+from ..stages.snippets import plan_snippets
 from .runner import GIB, BenchConfig, run_mode, run_mode_in_subprocess
 from .speed import build_parser as speed_parser
 from .speed import config_from_args

@@ -13,15 +13,17 @@ import torch
 from einops import repeat
 from torch import Tensor
 
-from ..coalign import CoalignSettings, coalign_depth
-from ..denoise import denoise_step, storage_dtype_for
-from ..frames import crop_to, pad_to_multiple, processing_size
-from ..latents import decode_depth, encode_images
-from ..noise import make_noise
+from ..coalign.merge import normalize_depth
+from ..coalign.methods import coalign_depth
+from ..coalign.problem import CoalignSettings
+from ..io.frames import crop_to, pad_to_multiple, processing_size
+from ..io.sources import FrameSource
+from ..model.latents import decode_depth, encode_images
+from ..model.noise import make_noise
 from ..presets import Preset
-from ..refine import normalize_depth, refine_timesteps
-from ..snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
-from ..sources import FrameSource
+from ..stages.denoise import denoise_step, storage_dtype_for
+from ..stages.refine import refine_timesteps
+from ..stages.snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
 from ..types import DepthModel, SnippetDepths
 from .timing import StageClock
 

@@ -19,17 +19,19 @@ from pathlib import Path
 
 import torch
 
-from .. import autobatch, devices
-from ..checkpoint import resolve_dtype
-from ..coalign import CoalignSettings, coalign_depth
-from ..denoise import denoise_snippets
-from ..encode import encode_frames
-from ..frames import padding_for, processing_size
-from ..noise import make_noise
+from ..coalign.methods import coalign_depth
+from ..coalign.problem import CoalignSettings
+from ..io.frames import padding_for, processing_size
+from ..model.checkpoint import resolve_dtype
+from ..model.noise import make_noise
+from ..model.speedups import SpeedOptions, apply_speedups
 from ..presets import Preset, get_preset
-from ..refine import refine_depth
-from ..snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
-from ..speedups import SpeedOptions, apply_speedups
+from ..runtime import batch_sizes as autobatch
+from ..runtime import devices
+from ..stages.denoise import denoise_snippets
+from ..stages.encode import encode_frames
+from ..stages.refine import refine_depth
+from ..stages.snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
 from ..types import DepthModel
 from .synthetic_frames import SyntheticSource
 from .timing import ModuleTimer, StageClock
@@ -156,7 +158,7 @@ def build(config: BenchConfig) -> DepthModel:
     """The model of a config: random weights of ``arch``, or a checkpoint."""
     device = torch.device(config.device)
     if config.checkpoint:
-        from ..checkpoint import load_model
+        from ..model.checkpoint import load_model
 
         return load_model(config.checkpoint, device=device, dtype=config.dtype)
     from .architectures import build_model
@@ -167,7 +169,7 @@ def build(config: BenchConfig) -> DepthModel:
 def network_configs(config: BenchConfig) -> tuple[dict, dict]:
     """UNet and VAE configs of the benchmarked model (without building it)."""
     if config.checkpoint:
-        from ..checkpoint import resolve_checkpoint
+        from ..model.checkpoint import resolve_checkpoint
 
         root = resolve_checkpoint(config.checkpoint, allow_download=False).root
         return (json.loads((root / "unet" / "config.json").read_text()),

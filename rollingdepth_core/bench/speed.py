@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import resolve_dtype
-from ..coalign import DEFAULT_METHOD
+from ..coalign.methods import DEFAULT_METHOD
+from ..model.checkpoint import resolve_dtype
+from ..model.speedups import ATTENTION_BACKENDS
 from ..presets import PRESETS, parse_dilations
-from ..speedups import ATTENTION_BACKENDS
 from .flops import peak_tflops
 from .runner import GIB, MODES, BenchConfig, model_flops, run_mode, run_mode_in_subprocess
 

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from ..frames import resize_frames
-from ..sources import check_range
+from ..io.frames import resize_frames
+from ..io.sources import check_range
 
 
 class SyntheticSource:

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import torch
 
-from .. import devices
-from ..transfer import current_stream
+from ..runtime import devices
+from ..runtime.host_copies import current_stream
 
 
 class ModuleTimer:

@@ -16,15 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ..coalign import (
-    CoalignSettings,
-    coalign,
-    global_minimum,
-    merge_aligned,
-    objective_value,
-    prepare_problem,
-)
-from ..metrics import evaluate_depth, per_frame_errors
+from ..coalign.merge import merge_aligned
+from ..coalign.methods import coalign
+from ..coalign.problem import CoalignSettings, global_minimum, objective_value, prepare_problem
+from ..evaluation.metrics import evaluate_depth, per_frame_errors
 from ..types import Alignment
 from .data import load_case
 

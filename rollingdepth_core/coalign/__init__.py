@@ -1,0 +1,25 @@
+"""Co-alignment (SPEC §4): one scale and shift per snippet, then a streamed merge.
+
+`problem` holds the data a solver sees and the reference objective; one module per solver
+(`reference`, `fast`, `robust`); `methods` picks a solver by name; `merge` averages the
+aligned predictions; `slots` and `linalg/` are the layout and linear algebra the Newton
+solvers share.
+"""
+
+from .merge import merge_aligned, normalize_depth
+from .methods import DEFAULT_METHOD, SOLVERS, available_methods, coalign, coalign_depth
+from .problem import AlignmentProblem, CoalignSettings, objective, objective_value
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "SOLVERS",
+    "AlignmentProblem",
+    "CoalignSettings",
+    "available_methods",
+    "coalign",
+    "coalign_depth",
+    "merge_aligned",
+    "normalize_depth",
+    "objective",
+    "objective_value",
+]

@@ -1,0 +1,90 @@
+"""Co-alignment by name (SPEC §4): pick a solver, run it, merge and normalise.
+
+Solvers live in their own modules and are listed here explicitly: "fast" (default,
+`fast.py`), "reference" (the authors' Adam loop, `reference.py`) and "robust" (a
+different, outlier-robust objective, `robust.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..errors import InvalidSettings
+from ..hooks import NO_HOOKS, Hooks
+from ..types import Alignment, DepthVideo, SnippetDepths
+from . import fast, reference, robust
+from .merge import merge_aligned, normalize_depth
+from .problem import CoalignSettings, Solver, prepare_problem
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METHOD = "fast"  # the default of `coalign` / `coalign_depth` (node menus read it)
+
+SOLVERS: dict[str, Solver] = {
+    "fast": fast.solve_fast,
+    "reference": reference.solve_adam,
+    "robust": robust.solve_robust,
+}
+
+
+def coalign(
+    snippets: SnippetDepths,
+    method: str = DEFAULT_METHOD,
+    settings: CoalignSettings = CoalignSettings(),
+    hooks: Hooks = NO_HOOKS,
+) -> Alignment:
+    """Find one scale and shift per snippet that make the snippets agree (SPEC §4).
+
+    Args:
+        snippets: decoded snippet depths (`denoise_snippets`).
+        method: a solver name from `SOLVERS`: "fast" (default; the reference's result, ~30
+            Newton steps), "reference" (the authors' Adam loop, for parity) or "robust"
+            (an outlier-robust objective, see `coalign_robust`).
+        settings: objective and solver settings.
+        hooks: progress per iteration, cancel between iterations.
+
+    Returns:
+        `Alignment` (scales and shifts per group, the subtracted offset, objective value).
+    """
+    if method not in SOLVERS:
+        raise InvalidSettings(
+            f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
+        )
+    # Solvers may use autograd; ComfyUI runs every node under torch.inference_mode(), where
+    # autograd is off and tensors made there can never join a graph. Outside it, ops on those
+    # tensors give normal ones, so the problem is prepared here too.
+    with torch.inference_mode(False), torch.enable_grad():
+        problem = prepare_problem(snippets, settings)
+        alignment = SOLVERS[method](problem, settings, hooks)
+    logger.info(
+        "Co-aligned %d snippets (%s): objective %.5f.",
+        snippets.plan.num_snippets, method, alignment.objective,
+    )
+    return alignment
+
+
+def coalign_depth(
+    snippets: SnippetDepths,
+    method: str = DEFAULT_METHOD,
+    settings: CoalignSettings = CoalignSettings(),
+    hooks: Hooks = NO_HOOKS,
+) -> tuple[DepthVideo, Alignment]:
+    """Co-align, merge and normalise to -1..1: the depth video refinement consumes.
+
+    Returns:
+        The depth video (`N H W` in -1..1, carrying the snippets' latents and noise for
+        refinement) and the alignment.
+    """
+    alignment = coalign(snippets, method, settings, hooks)
+    merged = merge_aligned(snippets, alignment)
+    video = DepthVideo(
+        inverse_depth=normalize_depth(merged), encoded=snippets.encoded
+    )
+    return video, alignment
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names of every co-alignment solver, sorted (for menus and CLI choices)."""
+    return tuple(sorted(SOLVERS))

@@ -1,0 +1,262 @@
+"""The co-alignment problem (SPEC §4.1-4.3): the data a solver sees and the reference objective.
+
+Everything here works on per-group tensors `s n P` and frame indices `s n`, never on a
+dense `rows N P` array. Snippet depths may be stored compactly (fp16) or on disk: they are
+read in chunks of snippets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import InvalidInput, InvalidSettings
+from ..hooks import Hooks
+from ..types import Alignment, SnippetDepths
+
+READ_CHUNK = 32  # snippets read from storage at a time
+
+
+@dataclass(frozen=True)
+class CoalignSettings:
+    """Settings of the co-alignment objective and its solvers (reference defaults).
+
+    Attributes:
+        subsample: keep every n-th pixel in both axes for the optimisation.
+        border: pixels cropped at every border before subsampling.
+        num_iterations: Adam iterations (reference solver) / iteration cap (others).
+        learning_rate: Adam step size.
+        adam_betas: Adam betas.
+        depth_term_weight: weight of the depth (1 / inverse depth) term.
+        scale_reg_weight: weight of `mean(relu(1 - s)^2)` per group.
+        shift_reg_weight: weight of `mean(t^2)` per group.
+        min_inverse_depth: values are clipped to this before taking 1 / x.
+        dense_normalization: divide the data terms by the size of the reference's dense
+            `rows N P` array, empty cells included (needed for parity); otherwise by the
+            number of predictions.
+        tolerance: relative objective change that stops iterative solvers early (0: never).
+    """
+
+    subsample: int = 10
+    border: int = 2
+    num_iterations: int = 2000
+    learning_rate: float = 1e-3
+    adam_betas: tuple[float, float] = (0.5, 0.9)
+    depth_term_weight: float = 1.0
+    scale_reg_weight: float = 0.1
+    shift_reg_weight: float = 10.0
+    min_inverse_depth: float = 1e-3
+    dense_normalization: bool = True
+    tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.subsample < 1:
+            raise InvalidSettings(f"subsample must be >= 1; got {self.subsample}.")
+        if self.border < 0:
+            raise InvalidSettings(f"border must be >= 0; got {self.border}.")
+        if self.num_iterations < 0:
+            raise InvalidSettings(f"num_iterations must be >= 0; got {self.num_iterations}.")
+
+
+@dataclass(frozen=True)
+class AlignmentProblem:
+    """What a solver sees: subsampled, min-subtracted snippet values and their frames.
+
+    Attributes:
+        values: per group `s n P` float32 (`P` optimisation pixels), global minimum subtracted.
+        indices: per group `s n` int64 frame indices.
+        num_frames: `N`.
+        offset: the subtracted global minimum.
+    """
+
+    values: tuple[Tensor, ...]
+    indices: tuple[Tensor, ...]
+    num_frames: int
+    offset: float
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the reference's dense array: snippet length summed over groups."""
+        return sum(int(v.shape[1]) for v in self.values)
+
+    @property
+    def num_pixels(self) -> int:
+        return int(self.values[0].shape[-1])
+
+
+def snippet_chunks(depth, chunk: int = READ_CHUNK):
+    """Yield `(start, stop, b n H W tensor)` over the snippets of one group's storage."""
+    for start in range(0, int(depth.shape[0]), chunk):
+        stop = min(start + chunk, int(depth.shape[0]))
+        yield start, stop, depth[start:stop]
+
+
+def value_range(snippets: SnippetDepths) -> tuple[float, float]:
+    """Smallest and largest value over all snippets and pixels (NaN if any value is NaN)."""
+    low, high = float("inf"), float("-inf")
+    for depth in snippets.depths:
+        for _, _, values in snippet_chunks(depth):
+            chunk_low, chunk_high = torch.aminmax(values)
+            low, high = min(low, float(chunk_low)), max(high, float(chunk_high))
+            if math.isnan(float(chunk_low)) or math.isnan(float(chunk_high)):
+                return float("nan"), float("nan")
+    return low, high
+
+
+def global_minimum(snippets: SnippetDepths) -> float:
+    """Smallest value over all snippets and pixels (border included), as the reference."""
+    return value_range(snippets)[0]
+
+
+def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
+    """Border crop then strided subsampling of `... H W` (reference: `[b:-b, b:-b][::f, ::f]`).
+
+    A border that would leave nothing is not applied.
+    """
+    height, width = depth.shape[-2:]
+    if border > 0 and height > 2 * border and width > 2 * border:
+        depth = depth[..., border:-border, border:-border]
+    return depth[..., ::subsample, ::subsample]
+
+
+def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings) -> AlignmentProblem:
+    """Subtract the global minimum, crop, subsample and flatten every group to `s n P`.
+
+    Reads the snippet storage in chunks, so only the subsampled pixels are held.
+    """
+    check_snippet_depths(snippets, finite=False)
+    offset, top = value_range(snippets)
+    if not (math.isfinite(offset) and math.isfinite(top)):
+        check_snippet_depths(snippets)  # raises, naming the snippets
+    values = tuple(
+        torch.cat([
+            (optimisation_pixels(chunk, settings.border, settings.subsample).float() - offset)
+            .flatten(-2)
+            for _, _, chunk in snippet_chunks(depth)
+        ])
+        for depth in snippets.depths
+    )
+    indices = tuple(g.indices for g in snippets.plan.groups)
+    return AlignmentProblem(values, indices, snippets.plan.num_frames, offset)
+
+
+def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
+    """Raise ``InvalidInput`` for snippet depths that do not match their plan or are not finite.
+
+    Args:
+        snippets: the snippet depths.
+        finite: also read every value and check it is finite (skip for a cheap check).
+    """
+    groups = snippets.plan.groups
+    if len(groups) == 0 or len(snippets.depths) != len(groups):
+        raise InvalidInput(
+            f"snippet depths hold {len(snippets.depths)} groups but the plan has {len(groups)}."
+        )
+    size = tuple(snippets.depths[0].shape[-2:])
+    for group, depth in zip(groups, snippets.depths, strict=False):
+        if len(depth.shape) != 4 or tuple(depth.shape[:2]) != tuple(group.indices.shape):
+            raise InvalidInput(
+                f"snippet depths of dilation {group.dilation} must be `s n H W` with s n = "
+                f"{tuple(group.indices.shape)}; got {tuple(depth.shape)}."
+            )
+        if tuple(depth.shape[-2:]) != size:
+            raise InvalidInput(
+                f"snippet depths of dilation {group.dilation} are {tuple(depth.shape[-2:])}, "
+                f"the first group {size}; all groups must have the same H W."
+            )
+    if finite and not all(math.isfinite(v) for v in value_range(snippets)):
+        for group, depth in zip(groups, snippets.depths, strict=False):
+            for start, _, values in snippet_chunks(depth):
+                bad = (~torch.isfinite(values.flatten(1)).all(1)).nonzero().flatten() + start
+                if bad.numel():
+                    raise InvalidInput(
+                        f"snippet depths of dilation {group.dilation} contain NaN or inf "
+                        f"(snippets {bad[:10].tolist()}). Try dtype fp32."
+                    )
+
+
+def frame_means(values: Tensor, frames: Tensor, num_frames: int) -> Tensor:
+    """Per-frame mean of predictions.
+
+    Args:
+        values: `m P`, one row per prediction.
+        frames: `m` frame index of each row.
+
+    Returns:
+        `N P`.
+    """
+    sums = torch.zeros(num_frames, values.shape[-1], dtype=values.dtype, device=values.device)
+    sums.index_add_(0, frames, values)
+    counts = torch.bincount(frames, minlength=num_frames).to(values.dtype)
+    return sums / counts[:, None]
+
+
+def objective(
+    problem: AlignmentProblem,
+    scales: tuple[Tensor, ...],
+    shifts: tuple[Tensor, ...],
+    settings: CoalignSettings,
+) -> Tensor:
+    """The reference co-alignment loss at the given parameters (differentiable).
+
+    Per frame, the target is the mean of its aligned predictions (a constant), each residual
+    is divided by the frame's mean |target|; the same on `1 / clip(x, min)`; plus per group
+    `w_s mean(relu(1 - s)^2) + w_t mean(t^2)`.
+
+    Args:
+        problem: `prepare_problem` output.
+        scales, shifts: per group `s`.
+
+    Returns:
+        Scalar loss.
+    """
+    aligned = torch.cat([
+        (v * s[:, None, None] + t[:, None, None]).flatten(0, 1)
+        for v, s, t in zip(problem.values, scales, shifts, strict=False)
+    ])  # m P
+    frames = torch.cat([i.flatten() for i in problem.indices])  # m
+    if settings.dense_normalization:
+        denominator = problem.num_rows * problem.num_frames * problem.num_pixels
+    else:
+        denominator = aligned.numel()
+    data = _relative_l1(aligned, frames, problem.num_frames)
+    inverse = 1.0 / aligned.clamp(min=settings.min_inverse_depth)
+    data = data + settings.depth_term_weight * _relative_l1(inverse, frames, problem.num_frames)
+    return data / denominator + regulariser(scales, shifts, settings)
+
+
+def _relative_l1(aligned: Tensor, frames: Tensor, num_frames: int) -> Tensor:
+    """Sum of |x - target| / mean|target| over predictions and pixels (targets detached)."""
+    with torch.no_grad():
+        target = frame_means(aligned, frames, num_frames)  # N P
+        scale = target.abs().mean(-1)  # N
+    return ((aligned - target[frames]).abs() / scale[frames, None]).sum()
+
+
+def regulariser(
+    scales: tuple[Tensor, ...], shifts: tuple[Tensor, ...], settings: CoalignSettings
+) -> Tensor:
+    """Sum over groups of `w_s mean(relu(1 - s)^2) + w_t mean(t^2)`."""
+    return sum(
+        settings.scale_reg_weight * torch.relu(1 - s).square().mean()
+        + settings.shift_reg_weight * t.square().mean()
+        for s, t in zip(scales, shifts, strict=False)
+    )
+
+
+def objective_value(
+    problem: AlignmentProblem, scales: tuple[Tensor, ...], shifts: tuple[Tensor, ...],
+    settings: CoalignSettings,
+) -> float:
+    """`objective` as a float, without autograd."""
+    with torch.no_grad():
+        return float(objective(problem, tuple(s.float() for s in scales),
+                               tuple(t.float() for t in shifts), settings))
+
+
+Solver = Callable[[AlignmentProblem, CoalignSettings, Hooks], Alignment]
+"""A co-alignment solver: the problem and settings in, scales and shifts out."""

@@ -1,0 +1,212 @@
+"""Writing depth videos: float32 NPZ, 16-bit PNG sequences, float32 EXR, preview videos."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from ..errors import InvalidInput, InvalidSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _as_numpy_depth(depth: Tensor | np.ndarray) -> np.ndarray:
+    array = depth.detach().float().cpu().numpy() if isinstance(depth, Tensor) else np.asarray(depth)
+    if array.ndim != 3 or array.shape[0] == 0:
+        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {array.shape}.")
+    if not np.isfinite(array).all():
+        raise InvalidInput("depth contains NaN or infinite values; nothing was written.")
+    return array.astype(np.float32, copy=False)
+
+
+def frame_paths(folder: Path, prefix: str, count: int, suffix: str) -> list[Path]:
+    """`folder/prefix_00000.suffix`, ... for ``count`` frames."""
+    return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(count)]
+
+
+def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) -> Path:
+    """Write `N H W` inverse depth as float32 under key ``inverse_depth`` (compressed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, inverse_depth=_as_numpy_depth(depth), **extra)
+    return path
+
+
+def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth") -> list[Path]:
+    """Write one 16-bit greyscale PNG per frame, normalised with ONE range for the clip.
+
+    The range goes to ``folder/prefix_range.json`` (``value = min + png / 65535 * (max - min)``),
+    so the values can be recovered.
+    """
+    import cv2
+
+    array = _as_numpy_depth(depth)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lo, hi = float(array.min()), float(array.max())
+    scaled = (array - lo) / max(hi - lo, 1e-12)
+    quantised = np.round(scaled * 65535.0).astype(np.uint16)
+    paths = frame_paths(folder, prefix, len(array), ".png")
+    for path, frame in zip(paths, quantised, strict=True):
+        if not cv2.imwrite(str(path), frame):
+            raise OSError(f"Could not write {path}.")
+    (folder / f"{prefix}_range.json").write_text(
+        json.dumps({"min": lo, "max": hi, "meaning": "inverse depth, larger = nearer"})
+    )
+    return paths
+
+
+def save_exr(
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", channel: str = "Z"
+) -> list[Path]:
+    """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default).
+
+    ``channel="RGB"`` writes the value into R, G and B (for viewers that only show colour).
+    """
+    import OpenEXR
+
+    array = _as_numpy_depth(depth)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("R", "G", "B") if channel == "RGB" else (channel,)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    paths = frame_paths(folder, prefix, len(array), ".exr")
+    for path, frame in zip(paths, array, strict=True):
+        frame = np.ascontiguousarray(frame)
+        with OpenEXR.File(header, {name: frame for name in names}) as handle:
+            handle.write(str(path))
+    return paths
+
+
+def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
+    """The ``channel`` of an EXR file as `H W` float32."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path)) as handle:
+        channels = handle.channels()
+        if channel in channels:
+            pixels = channels[channel].pixels
+        else:  # OpenEXR merges R, G, B (and A) into one "RGB"/"RGBA" entry on reading
+            merged = next((k for k in ("RGBA", "RGB") if k in channels and channel in k), None)
+            if merged is None:
+                raise InvalidInput(f"{path} has no channel {channel!r}; it has {sorted(channels)}.")
+            pixels = channels[merged].pixels[..., merged.index(channel)]
+        return np.asarray(pixels, dtype=np.float32)
+
+
+def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
+    """Write `N H W 3` RGB (0..1 float or uint8) as an H.264 (or MPEG-4) video.
+
+    Odd sizes are padded by one pixel (yuv420p needs even sides).
+    """
+    import av
+
+    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
+    if frames.dtype != np.uint8:
+        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w") as container:
+        codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), None)
+        if codec is None:
+            raise OSError("No H.264 or MPEG-4 encoder is available in PyAV; cannot write video.")
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+DEPTH_FORMATS = ("npz", "exr", "png16")
+
+
+def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
+    """Folder and file stem for a filename prefix such as ``"depth"`` or ``"clips/depth"``.
+
+    The folder is ``root`` or a subfolder of it; a prefix that would leave ``root``
+    (absolute, ``..``, a drive) is refused, so nothing is ever written outside it.
+
+    Raises:
+        InvalidSettings: empty prefix, a prefix that ends in a folder, or one that leaves ``root``.
+    """
+    text = str(prefix).strip().replace("\\", "/")
+    if not text or text.endswith("/"):
+        raise InvalidSettings(
+            f"filename_prefix must name a file, like 'rollingdepth/depth'; got {prefix!r}."
+        )
+    root = Path(os.path.abspath(root))
+    target = Path(os.path.normpath(root / text))  # lexical, like ComfyUI's own save nodes
+    if text.startswith("/") or ":" in text or not target.is_relative_to(root) or target == root:
+        raise InvalidSettings(
+            f"filename_prefix {prefix!r} points outside the output folder. Use a relative name "
+            "such as 'rollingdepth/depth' (subfolders are fine, '..' and absolute paths are not)."
+        )
+    return target.parent, target.name
+
+
+def next_take(folder: Path, stem: str) -> int:
+    """1 + the highest take number ``stem_NNNNN...`` already in ``folder`` (1 when none)."""
+    if not folder.is_dir():
+        return 1
+    taken = [0]
+    for entry in folder.iterdir():
+        rest = entry.name[len(stem) + 1 :]
+        if entry.name.startswith(stem + "_") and rest[:5].isdigit():
+            taken.append(int(rest[:5]))
+    return max(taken) + 1
+
+
+def save_depth_files(
+    root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
+) -> list[Path]:
+    """Write a depth video in each of ``formats`` under ``root``, never overwriting.
+
+    Each call is one take `k` (the next free number): ``<prefix>_<k>.npz``, and folders
+    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame.
+
+    Args:
+        root: the folder everything must stay in (ComfyUI's output folder).
+        prefix: file name prefix relative to ``root``, may hold subfolders.
+        depth: `N H W` inverse depth.
+        formats: any of `DEPTH_FORMATS`.
+
+    Returns:
+        Every file written (frames, range file and archives), in format order.
+    """
+    unknown = [f for f in formats if f not in DEPTH_FORMATS]
+    if unknown or not formats:
+        raise InvalidSettings(
+            f"formats must be one or more of {', '.join(DEPTH_FORMATS)}; got {tuple(formats)}."
+        )
+    array = _as_numpy_depth(depth)
+    folder, stem = output_location(root, prefix)
+    take = f"{stem}_{next_take(folder, stem):05d}"
+    written: list[Path] = []
+    for kind in formats:
+        if kind == "npz":
+            written.append(save_npz(folder / f"{take}.npz", array))
+        elif kind == "exr":
+            written += save_exr(folder / f"{take}_exr", array, prefix=stem)
+        else:
+            written += save_png16(folder / f"{take}_png16", array, prefix=stem)
+            written.append(folder / f"{take}_png16" / f"{stem}_range.json")
+    logger.info("Wrote %d file(s) for %s.", len(written), take)
+    return written

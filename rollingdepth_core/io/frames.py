@@ -1,0 +1,152 @@
+"""Frame checks, resizing to the processing resolution, and padding to the VAE's multiple of 8."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import InvalidInput, InvalidSettings
+
+LATENT_FACTOR = 8  # the VAE downsamples by 8: image sides must be multiples of it
+
+
+def check_frames(frames: Tensor, name: str = "frames") -> None:
+    """Raise ``InvalidInput`` unless ``frames`` is a finite `N 3 H W` float batch with N >= 1.
+
+    Args:
+        frames: `N 3 H W`, RGB in -1..1.
+        name: argument name used in the message.
+    """
+    if not isinstance(frames, Tensor):
+        raise InvalidInput(f"{name} must be a torch.Tensor `N 3 H W`; got {type(frames).__name__}.")
+    if frames.ndim != 4:
+        raise InvalidInput(
+            f"{name} must be `N 3 H W` (4 dimensions); got shape {tuple(frames.shape)}. "
+            "Pass one video at a time, frames first."
+        )
+    if frames.shape[0] == 0:
+        raise InvalidInput(f"{name} is empty (0 frames); pass at least one frame.")
+    if frames.shape[1] != 3:
+        hint = {4: " Remove the alpha channel first.", 1: " Convert greyscale to RGB first."}.get(
+            int(frames.shape[1]), ""
+        )
+        raise InvalidInput(
+            f"{name} must have 3 colour channels (`N 3 H W`); got shape {tuple(frames.shape)}.{hint}"
+        )
+    if frames.shape[2] < 1 or frames.shape[3] < 1:
+        raise InvalidInput(f"{name} has an empty image size: {tuple(frames.shape)}.")
+    if not frames.is_floating_point():
+        raise InvalidInput(
+            f"{name} must be floating point in -1..1; got {frames.dtype}. "
+            "Convert uint8 with `x / 127.5 - 1`."
+        )
+    check_finite(frames, name)
+
+
+def check_finite(values: Tensor, name: str) -> None:
+    """Raise ``InvalidInput`` naming the frames that hold NaN or infinite values."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        frames_bad = bad.flatten(1).any(1).nonzero().flatten().tolist()
+        shown = frames_bad[:10]
+        more = f" and {len(frames_bad) - 10} more" if len(frames_bad) > 10 else ""
+        raise InvalidInput(
+            f"{name} contains NaN or infinite values at frames {shown}{more}. "
+            "Fix or drop those frames."
+        )
+
+
+def processing_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """`(H, W)` with the longest side at ``resolution``, aspect kept (reference: truncated).
+
+    ``resolution`` 0 keeps the input size.
+    """
+    if resolution < 0:
+        raise InvalidSettings(
+            f"processing_resolution must be >= 0 (0 keeps the input size); got {resolution}."
+        )
+    if resolution == 0:
+        return height, width
+    factor = min(resolution / width, resolution / height)
+    return max(1, int(height * factor)), max(1, int(width * factor))
+
+
+def resize_frames(frames: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize with antialias (as torchvision's `resize`), or the input when same size.
+
+    Args:
+        frames: `N c H W` float.
+        size: `(H', W')`.
+
+    Returns:
+        `N c H' W'`.
+    """
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    dtype = frames.dtype
+    out = F.interpolate(
+        frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+    )
+    return out.to(dtype)
+
+
+def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of a depth video `N H W` to `N H' W'`."""
+    return resize_frames(depth[:, None], size)[:, 0]
+
+
+def padding_for(size: tuple[int, int], multiple: int = LATENT_FACTOR) -> tuple[int, int]:
+    """Rows and columns to add at the bottom and right so both sides divide ``multiple``."""
+    height, width = size
+    return (-height) % multiple, (-width) % multiple
+
+
+def pad_to_multiple(images: Tensor, multiple: int = LATENT_FACTOR) -> Tensor:
+    """Pad at the bottom and right by repeating the edge, to sides divisible by ``multiple``.
+
+    Args:
+        images: `N c H W`.
+
+    Returns:
+        `N c H' W'` with `H' = ceil(H / multiple) * multiple` (likewise `W'`); the input
+        itself when nothing is needed.
+    """
+    pad_h, pad_w = padding_for(tuple(images.shape[-2:]), multiple)
+    if pad_h == 0 and pad_w == 0:
+        return images
+    return F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+def crop_to(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """Top-left `H W` crop of `... H' W'` (undoes `pad_to_multiple`)."""
+    height, width = size
+    return images[..., :height, :width]
+
+
+def prepare_frames(frames: Tensor, resolution: int) -> Tensor:
+    """Check, resize to the processing resolution and pad: what the VAE encodes.
+
+    Args:
+        frames: `N 3 H0 W0` in -1..1.
+        resolution: longest side, 0 for the input size.
+
+    Returns:
+        `N 3 H' W'` float32, sides multiples of 8.
+    """
+    check_frames(frames)
+    size = processing_size(frames.shape[-2], frames.shape[-1], resolution)
+    return pad_to_multiple(resize_frames(frames.float(), size))
+
+
+def frames_fingerprint(frames: Tensor) -> tuple:
+    """A cheap summary of a clip (shape and a coarse sample of its pixels).
+
+    Two clips with the same fingerprint are treated as the same frames when a later stage
+    offers to reuse their latents.
+    """
+    n, _, h, w = frames.shape
+    sample = frames[:, :, :: max(1, h // 7), :: max(1, w // 7)].float().cpu().contiguous()
+    return (n, h, w, hashlib.sha1(sample.numpy().tobytes()).hexdigest())

@@ -1,0 +1,110 @@
+"""The one place that asks a device about its memory (everything else is device-agnostic)."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator out-of-memory error (CUDA, MPS, XPU...)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def empty_cache(device: torch.device | str) -> None:
+    """Give cached, unused accelerator memory back after an out-of-memory error."""
+    device = torch.device(device)
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def free_memory(device: torch.device | str) -> int | None:
+    """Bytes the process can still allocate on ``device`` (None when unknown, e.g. CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        reserved_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + reserved_unused)
+    return None
+
+
+def peak_memory(device: torch.device | str) -> int | None:
+    """Peak bytes allocated on ``device`` since the last `reset_peak_memory` (None on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated(device))
+    return None
+
+
+def reset_peak_memory(device: torch.device | str) -> None:
+    """Start a new peak-memory measurement on ``device`` (no-op on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued work on ``device`` (for timings)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch.device, checked to exist on this machine.
+
+    Raises:
+        InvalidSettings: unknown device string, or an accelerator this machine lacks.
+    """
+    from ..errors import InvalidSettings
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InvalidSettings(f"Unknown device {device!r} ({error}). Use cuda, cuda:1, mps or cpu.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidSettings(
+                f"Device {device} was asked for but this PyTorch has no usable CUDA GPU. "
+                "Use --device cpu, or install a CUDA build of PyTorch."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InvalidSettings(
+                f"Device {device} does not exist; this machine has {torch.cuda.device_count()} GPU(s)."
+            )
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise InvalidSettings(f"Device {device} (Apple MPS) is not available here. Use cpu.")
+    return device
+
+
+def allocated_memory(device: torch.device | str) -> int | None:
+    """Bytes currently allocated by tensors on ``device`` (None on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.memory_allocated(device))
+    return None
+
+
+def device_name(device: torch.device | str) -> str:
+    """Marketing name of an accelerator (e.g. "NVIDIA H100 80GB HBM3"), else the device type."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    return device.type

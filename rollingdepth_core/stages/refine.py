@@ -1,0 +1,252 @@
+"""Coarse-to-fine refinement of a co-aligned depth video (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from einops import repeat
+from torch import Tensor
+
+from ..coalign.merge import normalize_depth
+from ..errors import InvalidInput, InvalidSettings
+from ..hooks import NO_HOOKS, Hooks
+from ..io.frames import check_finite, pad_to_multiple
+from ..model.noise import check_noise
+from ..model.vae_batches import decode_depth_to_host, encode_to_host
+from ..runtime import batch_sizes as autobatch
+from ..runtime.batch_loop import run_in_batches
+from ..runtime.batch_sizes import BatchSize
+from ..runtime.host_copies import HostCopier
+from ..types import DepthModel, DepthVideo, EncodedFrames
+from .denoise import check_finite_depth, denoise_step
+from .snippets import effective_snippet_length, refine_dilations, snippet_indices
+
+logger = logging.getLogger(__name__)
+
+
+def refine_timesteps(scheduler, num_steps: int) -> list[int]:
+    """Timesteps of refinement: the second half of `set_timesteps(2 K)` (SPEC §5.2)."""
+    total = 2 * num_steps
+    limit = scheduler.config.num_train_timesteps
+    if total > limit:
+        raise InvalidSettings(
+            f"refine steps must be at most {limit // 2}; got {num_steps}."
+        )
+    scheduler.set_timesteps(total)
+    return [int(t) for t in scheduler.timesteps[num_steps:]]
+
+
+@torch.no_grad()
+def refine_latents(
+    model: DepthModel,
+    rgb_latents: Tensor,
+    depth_latents: Tensor,
+    noise: Tensor,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    snippets_per_batch: BatchSize = 8,
+    hooks: Hooks = NO_HOOKS,
+) -> Tensor:
+    """Refinement in latent space: noise to about T/2, then K coarse-to-fine DDIM steps.
+
+    In each step every snippet is denoised from the previous step's latents; a frame's new
+    latent is the mean over the snippets that contain it.
+
+    Args:
+        model: the checkpoint.
+        rgb_latents: `N 4 h w` (host or device).
+        depth_latents: `N 4 h w`, the encoded co-aligned depth.
+        noise: `1 4 h w`, the shared noise of the run.
+        num_steps: `K` >= 1.
+        start_dilation: dilation of the first step (capped like snippet dilations).
+        snippet_length: frames per refinement snippet.
+        cap_dilation: cap the start dilation to the clip.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
+        hooks: progress per snippet over all steps, cancel between batches.
+
+    Returns:
+        `N 4 h w` float32 refined latents, on the host.
+
+    Latents stay on the host; each batch moves only its snippets' latents to the device
+    and its results come back asynchronously, so device memory does not grow with `N`.
+    """
+    if num_steps < 1:
+        raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
+    num_frames = int(rgb_latents.shape[0])
+    device, dtype = model.device, model.dtype
+    scheduler = model.make_scheduler()
+    timesteps = refine_timesteps(scheduler, num_steps)
+    length = effective_snippet_length(num_frames, snippet_length)
+    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
+    plans = [snippet_indices(num_frames, length, d) for d in dilations]
+    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
+
+    snippets_per_batch = autobatch.snippet_batch_size(
+        model, tuple(rgb_latents.shape[-2:]), length, snippets_per_batch
+    )
+    noise = noise.to(device, dtype)
+    start_timestep = torch.tensor(timesteps[0])
+    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
+    with HostCopier(device) as copier:  # elementwise, so batching it changes nothing
+
+        def add_noise(start: int, stop: int) -> None:
+            noisy = scheduler.add_noise(
+                depth_latents[start:stop].to(device, dtype),
+                noise.expand(stop - start, -1, -1, -1), start_timestep,
+            ).float()
+            copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
+
+        run_in_batches(num_frames, snippets_per_batch * length, add_noise, device)
+    total, done = sum(p.shape[0] for p in plans), 0
+    for timestep, indices in zip(timesteps, plans, strict=False):
+        old = latents
+        summed = torch.zeros_like(old)
+        count = torch.bincount(indices.flatten(), minlength=num_frames).float()
+        with HostCopier(device) as copier:
+
+            def work(start: int, stop: int, indices=indices, old=old, summed=summed,
+                     timestep=timestep, copier=copier) -> None:
+                frames = indices[start:stop].flatten()  # (b n)
+                rgb = rgb_latents[frames].to(device, dtype)
+                current = old[frames].to(device, dtype)
+                new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
+                copier.submit(new, lambda host: summed.index_add_(0, frames, host))
+
+            run_in_batches(
+                indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+                progress_offset=done, progress_total=total,
+            )
+        done += indices.shape[0]
+        latents = summed / count[:, None, None, None]
+    return latents
+
+
+@torch.no_grad()
+def refine_depth(
+    model: DepthModel,
+    encoded: EncodedFrames,
+    depth: Tensor,
+    noise: Tensor,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
+    hooks: Hooks = NO_HOOKS,
+) -> Tensor:
+    """Refine a depth video with the diffusion model (SPEC §5).
+
+    The depth is min-max normalised to -1..1 over the clip first (a no-op for co-aligned
+    depth), so any inverse-depth video can be refined.
+
+    Args:
+        model: the checkpoint.
+        encoded: RGB latents of the same clip at the same processing size.
+        depth: `N H W` inverse depth at ``encoded.size`` (larger = nearer).
+        noise: `1 4 h w`, the shared noise.
+        num_steps: refinement steps `K` >= 1.
+        start_dilation, snippet_length, cap_dilation: the coarse-to-fine schedule.
+        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
+        vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
+        hooks: progress per snippet, cancel between batches.
+
+    Returns:
+        `N H W` float32 refined inverse depth, not normalised (roughly -1..1).
+    """
+    if depth.ndim != 3:
+        raise InvalidInput(f"depth must be `N H W`; got shape {tuple(depth.shape)}.")
+    if depth.shape[0] != encoded.num_frames or tuple(depth.shape[-2:]) != encoded.size:
+        raise InvalidInput(
+            f"depth is {tuple(depth.shape)} but the frames were encoded as "
+            f"{encoded.num_frames} x {encoded.size}. Resize the depth to the processing size."
+        )
+    check_finite(depth[:, None], "depth")
+    noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
+    vae_batch = autobatch.vae_batch_size(model, encoded.padded_size, vae_batch_size)
+    normalized = normalize_depth(depth)  # N H W in -1..1
+    pin = model.device.type == "cuda"
+
+    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
+        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
+
+    depth_latents = encode_to_host(
+        model, encoded.num_frames, read, vae_batch,
+        torch.empty(encoded.latents.shape, dtype=torch.float32),
+    )
+    latents = refine_latents(
+        model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
+        snippet_length, cap_dilation, snippets_per_batch, hooks,
+    )
+    refined = decode_depth_to_host(model, latents, encoded.size, vae_batch, torch.float32)
+    check_finite_depth(refined, None, "refined depth", model.dtype)
+    return refined
+
+
+def refine_video(
+    model: DepthModel,
+    frames,
+    depth: DepthVideo,
+    num_steps: int = 10,
+    start_dilation: int = 6,
+    snippet_length: int = 3,
+    cap_dilation: bool = True,
+    seed: int = 0,
+    noise: Tensor | None = None,
+    processing_resolution: int = 0,
+    snippets_per_batch: BatchSize = 8,
+    vae_batch_size: BatchSize = 4,
+    hooks: Hooks = NO_HOOKS,
+) -> DepthVideo:
+    """Refine any inverse-depth video of a clip (one call for a graph node).
+
+    The frames are processed at the depth's size (``processing_resolution`` 0) or at the
+    given resolution (the depth is then resized to it). The RGB latents carried by ``depth``
+    are reused when they belong to these frames at this size; otherwise the frames are
+    encoded again.
+
+    Args:
+        frames: `N 3 H0 W0` RGB in -1..1, or any clip `sources.as_source` accepts (a
+            `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO).
+        depth: inverse depth of the same `N` frames (any range; normalised to -1..1 first).
+        num_steps: refinement steps `K` >= 1.
+        seed: seed of the noise (use the snippet seed to match the reference); ``noise``
+            overrides it.
+
+    Returns:
+        Refined depth video at the processing size.
+    """
+    from ..io.frames import processing_size, resize_depth
+    from ..io.sources import as_source
+    from ..model.noise import make_noise
+    from .encode import encode_frames
+
+    source = as_source(frames)
+    if depth.num_frames != source.num_frames:
+        raise InvalidInput(
+            f"The depth video has {depth.num_frames} frames but the video has "
+            f"{source.num_frames}. Connect the frames the depth was made from."
+        )
+    if processing_resolution == 0:
+        size = depth.size
+    else:
+        size = processing_size(*source.input_size, processing_resolution)
+    encoded = depth.encoded
+    reusable = (
+        encoded is not None and encoded.size == size
+        and encoded.fingerprint == source.fingerprint() + (size,)
+    )
+    if not reusable:
+        encoded = encode_frames(model, source, batch_size=vae_batch_size, size=size)
+    inverse_depth = resize_depth(depth.inverse_depth.float(), size)
+    latent_size = tuple(encoded.latents.shape[-2:])
+    noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
+    refined = refine_depth(
+        model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
+        cap_dilation, snippets_per_batch, vae_batch_size, hooks,
+    )
+    return DepthVideo(inverse_depth=refined, encoded=encoded)
