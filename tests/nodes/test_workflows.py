@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "PreviewAny", "ImageStitch"}
 FRONT_END_ONLY = {"Note"}

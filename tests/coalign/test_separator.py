@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_core_coalign_linalg import dense, random_system
+from test_block_tridiagonal import dense, random_system
 
 from rollingdepth_core.coalign.linalg.block_tridiagonal import SingularSystem, assemble, block_layout
 from rollingdepth_core.coalign.linalg.separator import factor_with_separators, separator_layout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from test_core_coalign_linalg import dense, random_system
+from test_block_tridiagonal import dense, random_system
 
 from rollingdepth_core.coalign.linalg.block_tridiagonal import block_layout
 from rollingdepth_core.coalign.linalg.krylov import gmres, pair_operator, pair_pattern

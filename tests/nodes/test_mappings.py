@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 SOCKET_TYPES = {"IMAGE", "VIDEO", "ROLLINGDEPTH_MODEL", "ROLLINGDEPTH_SNIPPET_PLAN",
                 "ROLLINGDEPTH_SNIPPET_DEPTHS", "ROLLINGDEPTH_DEPTH"}
