@@ -21,3 +21,7 @@ class CheckpointError(RollingDepthError, FileNotFoundError):
 
 class NumericalError(RollingDepthError, ArithmeticError):
     """A stage produced NaN or infinite values."""
+
+
+class OutputExists(InvalidSettings):
+    """The output folder already holds results of that name (and replacing them was not asked)."""

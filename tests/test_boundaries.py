@@ -12,12 +12,13 @@ PACKAGE = "rollingdepth_core"
 
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = (
-    ("errors", "hooks", "types", "presets"),
+    ("errors", "hooks", "types", "presets", "wording"),
     ("io", "evaluation"),
     ("runtime",),
     ("model",),
     ("coalign",),
     ("stages",),
+    ("validation",),
     ("pipeline",),
     ("cli", "bench", "__main__", "__init__"),
 )

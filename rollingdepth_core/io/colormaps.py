@@ -15,6 +15,13 @@ _SPECTRAL = (
 )
 _OPENCV_MAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "jet", "bone", "hot")
 COLORMAPS = ("gray", "Spectral", "Spectral_r", *_OPENCV_MAPS)
+# Other spellings of the same maps (matplotlib's names, as in the authors' `--cmap Greys_r`).
+COLORMAP_ALIASES = {"Greys_r": "gray", "grey": "gray"}
+
+
+def is_colormap(name: object) -> bool:
+    """True when ``name`` is one of `COLORMAPS` or `COLORMAP_ALIASES`."""
+    return isinstance(name, str) and (name in COLORMAPS or name in COLORMAP_ALIASES)
 
 
 def _spectral_lut() -> np.ndarray:
@@ -25,7 +32,8 @@ def _spectral_lut() -> np.ndarray:
 
 
 def colormap_lut(name: str) -> Tensor:
-    """`256 3` float32 RGB lookup table of colour map ``name`` (one of `COLORMAPS`)."""
+    """`256 3` float32 RGB lookup table of colour map ``name`` (one of `COLORMAPS`, or an alias)."""
+    name = COLORMAP_ALIASES.get(name, name) if isinstance(name, str) else name
     if name == "gray":
         lut = np.repeat(np.linspace(0, 1, 256)[:, None], 3, axis=1)
     elif name in ("Spectral", "Spectral_r"):

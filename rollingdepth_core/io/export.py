@@ -12,6 +12,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+from .result_set import ResultSet
 
 logger = logging.getLogger(__name__)
 
@@ -162,25 +163,16 @@ def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
     return target.parent, target.name
 
 
-def next_take(folder: Path, stem: str) -> int:
-    """1 + the highest take number ``stem_NNNNN...`` already in ``folder`` (1 when none)."""
-    if not folder.is_dir():
-        return 1
-    taken = [0]
-    for entry in folder.iterdir():
-        rest = entry.name[len(stem) + 1 :]
-        if entry.name.startswith(stem + "_") and rest[:5].isdigit():
-            taken.append(int(rest[:5]))
-    return max(taken) + 1
-
-
 def save_depth_files(
     root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
 ) -> list[Path]:
-    """Write a depth video in each of ``formats`` under ``root``, never overwriting.
+    """Write a depth video in each of ``formats`` under ``root`` as a new take, atomically.
 
-    Each call is one take `k` (the next free number): ``<prefix>_<k>.npz``, and folders
-    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame.
+    Each call is one take `k` (1 + the highest there): ``<prefix>_<k>.npz``, and folders
+    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame (and the
+    range JSON). The take is written under a temporary name and renamed into place when
+    complete (`result_set.ResultSet`): an error or a cancel leaves nothing behind, and no
+    earlier take is ever touched.
 
     Args:
         root: the folder everything must stay in (ComfyUI's output folder).
@@ -198,15 +190,23 @@ def save_depth_files(
         )
     array = _as_numpy_depth(depth)
     folder, stem = output_location(root, prefix)
-    take = f"{stem}_{next_take(folder, stem):05d}"
-    written: list[Path] = []
-    for kind in formats:
-        if kind == "npz":
-            written.append(save_npz(folder / f"{take}.npz", array))
-        elif kind == "exr":
-            written += save_exr(folder / f"{take}_exr", array, prefix=stem)
-        else:
-            written += save_png16(folder / f"{take}_png16", array, prefix=stem)
-            written.append(folder / f"{take}_png16" / f"{stem}_range.json")
+    entries = {"npz": "{stem}.npz", "exr": "{stem}_exr", "png16": "{stem}_png16"}
+    results = ResultSet.plan(
+        folder, stem, tuple(entries[kind] for kind in formats), existing="new_take",
+        patterns=tuple(entries.values()), take_prefix="{stem}_", take_digits=5, first_take_plain=False,
+    )
+    take = results.stem
+    staged: list[Path] = []
+    with results.write() as staging:
+        for kind in formats:
+            name = entries[kind].replace("{stem}", take)
+            if kind == "npz":
+                staged.append(save_npz(staging.path(name), array))
+            elif kind == "exr":
+                staged += save_exr(staging.path(name), array, prefix=stem)
+            else:
+                staged += save_png16(staging.path(name), array, prefix=stem)
+                staged.append(staging.path(name) / f"{stem}_range.json")
+    written = [folder / path.relative_to(staging.root) for path in staged]
     logger.info("Wrote %d file(s) for %s.", len(written), take)
     return written

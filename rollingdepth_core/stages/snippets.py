@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import operator
 
 import torch
 from torch import Tensor
 
 from ..errors import InvalidSettings
-from ..presets import check_dilations
+from ..presets import parse_dilations
 from ..types import SnippetGroup, SnippetPlan
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def plan_snippets(
         A `SnippetPlan` whose groups keep the order of ``dilations``.
     """
     _check_positive(num_frames=num_frames, snippet_length=snippet_length)
-    dilations = tuple(int(d) for d in dilations)
-    check_dilations(dilations)
+    dilations = parse_dilations(dilations)  # a sequence of ints or "1,10,25"; 1.5 is refused
     length = effective_snippet_length(num_frames, snippet_length)
     if length < snippet_length:
         logger.info(
@@ -129,5 +129,9 @@ def refine_dilations(
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if int(value) != value or value < 1:
+        try:
+            whole = not isinstance(value, bool) and operator.index(value) >= 1
+        except TypeError:
+            whole = False
+        if not whole:
             raise InvalidSettings(f"{name} must be a whole number >= 1; got {value!r}.")
