@@ -25,3 +25,7 @@ class NumericalError(RollingDepthError, ArithmeticError):
 
 class OutputExists(InvalidSettings):
     """The output folder already holds results of that name (and replacing them was not asked)."""
+
+
+class MissingDependency(RollingDepthError, ImportError):
+    """An optional dependency (an extra of the package, e.g. ``rollingdepth[farm]``) is missing."""
