@@ -256,7 +256,7 @@ def check_run(
     from .coalign.problem import CoalignSettings
     from .io.frames import padding_for, processing_size
     from .model.noise import check_noise
-    from .runtime.memory_estimate import architecture_of, check_memory, estimate_run_memory
+    from .runtime.memory_estimate import architecture_of
     from .stages.snippets import plan_snippets
     from .types import DepthModel
 
@@ -283,28 +283,74 @@ def check_run(
     plan = plan_snippets(
         source.num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation
     )
-    batches = [b if isinstance(b, int) else 1 for b in (snippets_per_batch, vae_batch_size)]
-    if model.device.type == "cpu":  # automatic batches on a CPU are fixed defaults
-        batches = [b if isinstance(b, int) else d for b, d in zip(
-            (snippets_per_batch, vae_batch_size), (8, 4), strict=True)]
-    estimate = estimate_run_memory(
-        source.num_frames, size, plan.num_snippets * plan.snippet_length, model.dtype, model.device,
-        architecture_of(model), source.input_size, snippets_on_disk=storage_dir is not None,
-        restore_size=restore_size, weights_loaded=True, snippets_per_batch=batches[0],
-        vae_batch_size=batches[1], snippet_length=plan.snippet_length,
+    check_run_memory(
+        settings, source.num_frames, source.input_size, model.device, model.dtype, architecture_of(model),
+        snippets_per_batch, vae_batch_size, storage_dir, restore_size, weights_loaded=True, plan=plan,
+        wording=wording,
     )
-    check_memory(estimate, model.device, memory_what(source.num_frames, size), memory_fix(wording))
     return settings, plan
 
 
-def memory_what(num_frames: int, size: tuple[int, int]) -> str:
-    """The run, for memory messages: "250 frames at 1024x576"."""
-    return f"{num_frames} frame(s) at {size[1]}x{size[0]}"
+def check_run_memory(
+    settings: Preset,
+    num_frames: int,
+    input_size: tuple[int, int],
+    device,
+    dtype,
+    architecture,
+    snippets_per_batch=1,
+    vae_batch_size=1,
+    storage_dir=None,
+    restore_size: bool = False,
+    frames_in_memory: bool = False,
+    weights_loaded: bool = False,
+    plan=None,
+    wording: Wording = API,
+) -> None:
+    """Refuse a run that cannot fit in free host or device memory (`memory_estimate`).
 
+    Used by `estimate_depth` (model loaded) and by the command line before it loads one.
 
-def memory_fix(wording: Wording) -> str:
-    """What lowers a run's memory, in the interface's words."""
-    return (
+    Args:
+        settings: the checked preset.
+        num_frames, input_size: the clip.
+        device, dtype: where and in what the model runs (a torch dtype).
+        architecture: `memory_estimate.Architecture` of the checkpoint.
+        snippets_per_batch, vae_batch_size: numbers, or "auto" (1 on a GPU, where automatic
+            batches grow into what is free; the fixed defaults 8 and 4 on a CPU).
+        storage_dir: snippet depths on disk.
+        restore_size: depth resized back to the input size.
+        frames_in_memory: the frames are read up front at processing size (image folders).
+        weights_loaded: the weights are on the device already.
+        plan: the clip's `SnippetPlan` (made here when None).
+        wording: how the message names the settings.
+
+    Raises:
+        InvalidSettings: with the estimate, its largest parts and the free memory.
+    """
+    import torch
+
+    from .io.frames import processing_size
+    from .runtime.memory_estimate import check_memory, estimate_run_memory
+    from .stages.snippets import plan_snippets
+
+    size = processing_size(*input_size, settings.processing_resolution)
+    if plan is None:
+        plan = plan_snippets(num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation,
+                             log=False)
+    on_cpu = torch.device(device).type == "cpu"
+    batches = [
+        b if isinstance(b, int) else (default if on_cpu else 1)
+        for b, default in ((snippets_per_batch, 8), (vae_batch_size, 4))
+    ]
+    estimate = estimate_run_memory(
+        num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,
+        input_size, snippets_on_disk=storage_dir is not None, frames_in_memory=frames_in_memory,
+        restore_size=restore_size, weights_loaded=weights_loaded, snippets_per_batch=batches[0],
+        vae_batch_size=batches[1], snippet_length=plan.snippet_length,
+    )
+    check_memory(
+        estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",
         f"Lower {wording.name('processing_resolution')}, process fewer frames, or keep snippet "
-        f"depths on disk ({wording.name('storage_dir')})."
+        f"depths on disk ({wording.name('storage_dir')}).",
     )

@@ -20,7 +20,7 @@ LAYERS = (
     ("stages",),
     ("validation",),
     ("pipeline",),
-    ("cli", "bench", "__main__", "__init__"),
+    ("cli", "bench", "__main__", "__init__", "launcher"),
 )
 LOWER = ("io", "runtime", "model")
 NEVER_BELOW = ("stages", "coalign", "pipeline", "cli")

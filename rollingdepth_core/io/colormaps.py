@@ -50,6 +50,36 @@ def colormap_lut(name: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(lut)).float()
 
 
+def display_range(
+    depth: Tensor, low_percentile: float = 0.0, high_percentile: float = 100.0
+) -> tuple[float, float]:
+    """The clip-wide values shown as the two ends of a colour map.
+
+    Args:
+        depth: `N H W`, any range.
+        low_percentile, high_percentile: clip-wide percentiles (0 and 100: min and max).
+
+    Returns:
+        `(low, high)` over the finite values.
+    """
+    if depth.ndim != 3 or depth.shape[0] == 0:
+        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {tuple(depth.shape)}.")
+    if not 0.0 <= low_percentile < high_percentile <= 100.0:
+        raise InvalidSettings(
+            f"percentiles must satisfy 0 <= low < high <= 100; got {low_percentile}, {high_percentile}."
+        )
+    depth = depth.float()
+    finite = depth[torch.isfinite(depth)]
+    if finite.numel() == 0:
+        raise InvalidInput("depth holds no finite values.")
+    if low_percentile == 0.0 and high_percentile == 100.0:
+        return float(finite.min()), float(finite.max())
+    sample = finite[:: max(1, finite.numel() // 4_000_000)]  # quantile needs < 16M values
+    return float(torch.quantile(sample, low_percentile / 100.0)), float(
+        torch.quantile(sample, high_percentile / 100.0)
+    )
+
+
 def normalize_for_display(
     depth: Tensor, *, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
 ) -> Tensor:
@@ -64,23 +94,8 @@ def normalize_for_display(
     Returns:
         `N H W` float32 in 0..1.
     """
-    if depth.ndim != 3 or depth.shape[0] == 0:
-        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {tuple(depth.shape)}.")
-    if not 0.0 <= low_percentile < high_percentile <= 100.0:
-        raise InvalidSettings(
-            f"percentiles must satisfy 0 <= low < high <= 100; got {low_percentile}, {high_percentile}."
-        )
-    depth = depth.float()
-    finite = depth[torch.isfinite(depth)]
-    if finite.numel() == 0:
-        raise InvalidInput("depth holds no finite values.")
-    if low_percentile == 0.0 and high_percentile == 100.0:
-        lo, hi = finite.min(), finite.max()
-    else:
-        sample = finite[:: max(1, finite.numel() // 4_000_000)]  # quantile needs < 16M values
-        lo = torch.quantile(sample, low_percentile / 100.0)
-        hi = torch.quantile(sample, high_percentile / 100.0)
-    scaled = ((depth - lo) / (hi - lo).clamp_min(1e-12)).clamp(0.0, 1.0)
+    lo, hi = display_range(depth, low_percentile, high_percentile)
+    scaled = ((depth.float() - lo) / max(hi - lo, 1e-12)).clamp(0.0, 1.0)
     scaled = torch.nan_to_num(scaled, nan=0.0)
     return 1.0 - scaled if invert else scaled
 

@@ -107,21 +107,18 @@ def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
         return np.asarray(pixels, dtype=np.float32)
 
 
-def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
+def save_video(path: str | Path, rgb, fps: float = 30.0) -> Path:
     """Write `N H W 3` RGB (0..1 float or uint8) as an H.264 (or MPEG-4) video.
 
-    Odd sizes are padded by one pixel (yuv420p needs even sides).
+    ``rgb`` may also be an iterable of `b H W 3` chunks (frames coloured a chunk at a time,
+    so a long clip never exists as one float array). Odd sizes are padded by one pixel
+    (yuv420p needs even sides).
     """
     import av
 
-    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
-    if frames.dtype != np.uint8:
-        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    chunks = iter([rgb]) if isinstance(rgb, (Tensor, np.ndarray)) else iter(rgb)
+    first = next(chunks, None)
+    frames = _video_frames(first)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
@@ -134,12 +131,30 @@ def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) ->
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "18"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
+        while frames is not None:
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            chunk = next(chunks, None)
+            frames = None if chunk is None else _video_frames(chunk, (stream.height, stream.width))
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _video_frames(rgb, size: tuple[int, int] | None = None) -> np.ndarray:
+    """`b H W 3` frames as uint8, padded to even sides (checked against ``size`` if given)."""
+    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
+    if frames.dtype != np.uint8:
+        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    if size is not None and frames.shape[1:3] != size:
+        raise InvalidInput(f"video frames change size: {frames.shape[1:3]} after {size}.")
+    return frames
 
 
 DEPTH_FORMATS = ("npz", "exr", "png16")

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidSettings
-from .colormaps import COLORMAPS, colorize_depth, is_colormap
+from .colormaps import COLORMAPS, apply_colormap, display_range, is_colormap
 from .export import save_exr, save_npz, save_png16, save_video
-from .result_set import ResultSet
+from .result_set import ResultSet, Staging
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,20 @@ ENTRIES = {
     "video": "{stem}_depth_preview.mp4",
 }
 EXTRA_PREVIEW = "{stem}_depth_preview_{colormap}.mp4"
-SET_PATTERNS = (*ENTRIES.values(), "{stem}_depth_preview_*.mp4")  # everything a set may hold
+_FRAME = "[0-9][0-9][0-9][0-9][0-9]*"  # a frame number in a segment's name (5 digits or more)
+SEGMENT_STEM = "{stem}_" + _FRAME + "-" + _FRAME  # NAME_<first>-<last>, one per segment between cuts
+# everything a set of NAME may hold: each kind, more previews, and the same for its segments
+SET_PATTERNS = tuple(
+    template.replace("{stem}", stem)
+    for stem in ("{stem}", SEGMENT_STEM)
+    for template in (*ENTRIES.values(), "{stem}_depth_preview_*.mp4")
+)
 PREVIEW_PERCENTILES = (2.0, 98.0)
+
+
+def segment_name(name: str, first: int, last: int) -> str:
+    """NAME of a segment between cuts: ``NAME_<first>-<last>`` (frame numbers of the input)."""
+    return f"{name}_{first:05d}-{last:05d}"
 
 
 @dataclass(frozen=True)
@@ -101,51 +113,91 @@ def entry_names(options: OutputOptions) -> tuple[str, ...]:
 
 
 def plan_outputs(
-    folder: str | os.PathLike, stem: str, options: OutputOptions = OutputOptions(), existing: str = "refuse"
+    folder: str | os.PathLike, stem: str, options: OutputOptions = OutputOptions(),
+    existing: str = "refuse", segments: bool = False,
 ) -> ResultSet:
     """The result set of one run, checked against what ``folder`` already holds.
 
-    Call it before any work: a set of the same name there stops the run (`OutputExists`)
-    unless ``existing`` is "overwrite" or "new_take" (see `ResultSet.plan`).
+    Call it before any work: a set of the same name there (the clip's files, or those of
+    its segments) stops the run (`OutputExists`) unless ``existing`` is "overwrite" (the
+    whole old set is replaced when the new one is complete) or "new_take" (see
+    `ResultSet.plan`).
+
+    Args:
+        segments: the clip is split at cuts, so its entries (one set per segment) are only
+            known as the run goes; they are staged with `write_clip` and go in place together.
     """
     check_output_options(options)
-    return ResultSet.plan(folder, stem, entry_names(options), existing, patterns=SET_PATTERNS)
+    names = () if segments else entry_names(options)
+    return ResultSet.plan(folder, stem, names, existing, patterns=SET_PATTERNS)
 
 
-def write_outputs(
-    results: ResultSet, depth: Tensor | np.ndarray, options: OutputOptions, input_fps: float | None = None
+def write_clip(
+    staging: Staging, stem: str, depth: Tensor | np.ndarray, options: OutputOptions,
+    input_fps: float | None = None, first_frame: int = 0, frame_prefix: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``depth`` (`N H W` inverse depth) as ``results`` planned, atomically.
+    """Stage one clip's (or one segment's) entries named after ``stem``.
+
+    Args:
+        staging: from ``results.write()``.
+        stem: NAME of the files (the set's stem, or a segment's `segment_name`).
+        depth: `N H W` float32 inverse depth.
+        options: what to write.
+        input_fps: frame rate of the input (the preview's unless ``options.fps``).
+        first_frame: number of the first frame in per-frame file names and in the NPZ's
+            ``frame_numbers``.
+        frame_prefix: prefix of per-frame file names (default: ``stem``; segments use the
+            input's name so frames read ``NAME_<frame number>``).
 
     Returns:
         Final path of each entry by kind (``"video"`` is the first preview; more colour maps
         are under ``"video:<map>"``).
     """
-    stem = results.stem
     fps = options.fps or input_fps or 30.0
     depth = torch.as_tensor(depth)
+    prefix = frame_prefix or stem
+    numbers = np.arange(first_frame, first_frame + len(depth), dtype=np.int64)
+    folder = staging.result_set.folder
     written: dict[str, Path] = {}
-    with results.write() as staging:
-        for kind in OUTPUT_KINDS:
-            if kind not in options.kinds:
-                continue
-            name = ENTRIES[kind].replace("{stem}", stem)
-            if kind == "npz":
-                save_npz(staging.path(name), depth)
-            elif kind == "png16":
-                save_png16(staging.path(name), depth, prefix=stem)
-            elif kind == "exr":
-                save_exr(staging.path(name), depth, prefix=stem)
-            else:
-                for i, colormap in enumerate(dict.fromkeys(options.colormaps)):
-                    if i:
-                        name = EXTRA_PREVIEW.replace("{stem}", stem).replace("{colormap}", colormap)
-                    preview = colorize_depth(
-                        depth, colormap, low_percentile=PREVIEW_PERCENTILES[0],
-                        high_percentile=PREVIEW_PERCENTILES[1],
-                    )
-                    save_video(staging.path(name), preview, fps)
-                    written[kind if i == 0 else f"video:{colormap}"] = results.folder / name
-                continue
-            written[kind] = results.folder / name
+    for kind in OUTPUT_KINDS:
+        if kind not in options.kinds:
+            continue
+        name = ENTRIES[kind].replace("{stem}", stem)
+        if kind == "npz":
+            save_npz(staging.path(name), depth, frame_numbers=numbers)
+        elif kind == "png16":
+            save_png16(staging.path(name), depth, prefix=prefix, first_frame=first_frame)
+        elif kind == "exr":
+            save_exr(staging.path(name), depth, prefix=prefix, first_frame=first_frame)
+        else:
+            for i, colormap in enumerate(dict.fromkeys(options.colormaps)):
+                if i:
+                    name = EXTRA_PREVIEW.replace("{stem}", stem).replace("{colormap}", colormap)
+                save_preview(staging.path(name), depth, colormap, fps)
+                written[kind if i == 0 else f"video:{colormap}"] = folder / name
+            continue
+        written[kind] = folder / name
     return written
+
+
+def write_outputs(
+    results: ResultSet, depth: Tensor | np.ndarray, options: OutputOptions,
+    input_fps: float | None = None, first_frame: int = 0, frame_prefix: str | None = None,
+) -> dict[str, Path]:
+    """Write one clip's ``depth`` as ``results`` planned, atomically (see `write_clip`)."""
+    with results.write() as staging:
+        written = write_clip(staging, results.stem, depth, options, input_fps, first_frame, frame_prefix)
+    return written
+
+
+def save_preview(path: Path, depth: Tensor, colormap: str, fps: float, chunk: int = 64) -> Path:
+    """The colour-mapped preview video, one range for the clip, coloured ``chunk`` frames at a time.
+
+    Host memory stays at one chunk of RGB frames, not `N H W 3` float32 for the clip.
+    """
+    low, high = display_range(depth, *PREVIEW_PERCENTILES)
+    chunks = (
+        apply_colormap(((depth[i : i + chunk].float() - low) / max(high - low, 1e-12)).clamp(0, 1), colormap)
+        for i in range(0, len(depth), chunk)
+    )
+    return save_video(path, chunks, fps)

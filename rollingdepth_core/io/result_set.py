@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import logging
 import os
@@ -237,7 +238,8 @@ class ResultSet:
         if missing:
             raise RuntimeError(f"Output entries were never written: {missing}.")
         if self.existing != "overwrite":
-            self._refuse_if_present()
+            self._refuse_if_present()  # extra entries match the patterns, so they count too
+        names = (*self.names, *(n for n in staging.extra if os.path.lexists(staging.root / n)))
         old = self.present()
         trash = self.folder / f"{TRASH_PREFIX}{self.stem}-{uuid.uuid4().hex[:12]}"
         moved: list[Path] = []  # old entries moved aside (to put back on failure)
@@ -248,7 +250,7 @@ class ResultSet:
                 for path in old:
                     os.rename(path, trash / path.name)
                     moved.append(path)
-            for name in self.names:
+            for name in names:
                 os.rename(staging.root / name, self.folder / name)
                 placed.append(name)
         except BaseException:
@@ -266,16 +268,33 @@ class ResultSet:
 
 
 class Staging:
-    """Where the entries of a `ResultSet` are written before they go in place."""
+    """Where the entries of a `ResultSet` are written before they go in place.
+
+    Attributes:
+        root: the hidden staging folder.
+        extra: entries written beyond the planned names (see `path`).
+    """
 
     def __init__(self, result_set: ResultSet, root: Path):
         self.result_set = result_set
         self.root = root
+        self.extra: list[str] = []
 
     def path(self, name: str) -> Path:
-        """The path to write entry ``name`` (one of the set's names) to, for now."""
-        if name not in self.result_set.names:
-            raise ValueError(f"{name!r} is not an entry of this result set {self.result_set.names}.")
+        """The path to write entry ``name`` to, for now.
+
+        ``name`` is one of the set's names, or any name matching its patterns (entries
+        only known while the run goes, such as one set per segment of a clip); those are
+        put in place with the rest.
+        """
+        results = self.result_set
+        if name not in results.names:
+            escaped = glob.escape(results.stem)
+            if not any(fnmatch.fnmatchcase(name, _format(p, escaped)) for p in results.patterns):
+                raise ValueError(f"{name!r} is not an entry of this result set {results.names}.")
+            _check_names((name,))
+            if name not in self.extra:
+                self.extra.append(name)
         return self.root / name
 
 
