@@ -21,3 +21,7 @@ class CheckpointError(RollingDepthError, FileNotFoundError):
 
 class NumericalError(RollingDepthError, ArithmeticError):
     """A stage produced NaN or infinite values."""
+
+
+class MissingDependency(RollingDepthError, ImportError):
+    """An optional dependency (an extra of the package, e.g. ``rollingdepth[farm]``) is missing."""

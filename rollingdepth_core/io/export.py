@@ -25,9 +25,9 @@ def _as_numpy_depth(depth: Tensor | np.ndarray) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def frame_paths(folder: Path, prefix: str, count: int, suffix: str) -> list[Path]:
-    """`folder/prefix_00000.suffix`, ... for ``count`` frames."""
-    return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(count)]
+def frame_paths(folder: Path, prefix: str, count: int, suffix: str, first_frame: int = 0) -> list[Path]:
+    """`folder/prefix_00000.suffix`, ... for ``count`` frames numbered from ``first_frame``."""
+    return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(first_frame, first_frame + count)]
 
 
 def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) -> Path:
@@ -38,8 +38,12 @@ def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) 
     return path
 
 
-def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth") -> list[Path]:
+def save_png16(
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", first_frame: int = 0
+) -> list[Path]:
     """Write one 16-bit greyscale PNG per frame, normalised with ONE range for the clip.
+
+    Files are numbered from ``first_frame`` (`prefix_00000.png` by default).
 
     The range goes to ``folder/prefix_range.json`` (``value = min + png / 65535 * (max - min)``),
     so the values can be recovered.
@@ -52,7 +56,7 @@ def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "de
     lo, hi = float(array.min()), float(array.max())
     scaled = (array - lo) / max(hi - lo, 1e-12)
     quantised = np.round(scaled * 65535.0).astype(np.uint16)
-    paths = frame_paths(folder, prefix, len(array), ".png")
+    paths = frame_paths(folder, prefix, len(array), ".png", first_frame)
     for path, frame in zip(paths, quantised, strict=True):
         if not cv2.imwrite(str(path), frame):
             raise OSError(f"Could not write {path}.")
@@ -63,9 +67,11 @@ def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "de
 
 
 def save_exr(
-    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", channel: str = "Z"
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", channel: str = "Z",
+    first_frame: int = 0,
 ) -> list[Path]:
-    """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default).
+    """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default),
+    numbered from ``first_frame``.
 
     ``channel="RGB"`` writes the value into R, G and B (for viewers that only show colour).
     """
@@ -76,7 +82,7 @@ def save_exr(
     folder.mkdir(parents=True, exist_ok=True)
     names = ("R", "G", "B") if channel == "RGB" else (channel,)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    paths = frame_paths(folder, prefix, len(array), ".exr")
+    paths = frame_paths(folder, prefix, len(array), ".exr", first_frame)
     for path, frame in zip(paths, array, strict=True):
         frame = np.ascontiguousarray(frame)
         with OpenEXR.File(header, {name: frame for name in names}) as handle:
