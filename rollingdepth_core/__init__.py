@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 # `import rollingdepth_core` and the command line's start stay light: Ctrl-C while they
 # load gives one line, not a traceback through torch's import. Add new public names here.
 _LAZY = {
-    "merge_aligned": ".coalign.merge", "normalize_depth": ".coalign.merge",
+    "merge_aligned": ".coalign.merge", "merge_with_spread": ".coalign.merge",
+    "normalize_depth": ".coalign.merge",
     "coalign": ".coalign.methods", "coalign_depth": ".coalign.methods",
     "CoalignSettings": ".coalign.problem",
     "DEFAULT_REPO_ID": ".model.checkpoint", "load_model": ".model.checkpoint",
@@ -64,6 +65,6 @@ __all__ = [
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
     "NumericalError", "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan",
     "coalign", "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
-    "load_model", "make_noise", "merge_aligned", "normalize_depth", "plan_snippets",
+    "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth", "plan_snippets",
     "refine_depth",
 ]

@@ -13,7 +13,7 @@ PACKAGE = "rollingdepth_core"
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = (
     ("errors", "hooks", "types", "presets", "wording"),
-    ("io", "evaluation"),
+    ("io", "evaluation", "conversion"),
     ("runtime",),
     ("model",),
     ("coalign",),
@@ -22,7 +22,7 @@ LAYERS = (
     ("pipeline",),
     ("cli", "bench", "__main__", "__init__", "launcher"),
 )
-LOWER = ("io", "runtime", "model")
+LOWER = ("io", "conversion", "runtime", "model")
 NEVER_BELOW = ("stages", "coalign", "pipeline", "cli")
 
 
