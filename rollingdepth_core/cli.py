@@ -661,7 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     line; earlier results untouched, no partial files).
     """
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version, or a one-line usage error
+            return done.code if isinstance(done.code, int) else USAGE_ERROR
         setup_logging(args)
         run(args)
     except RollingDepthError as error:
