@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.denoise import predict_snippets
+from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import VAE_BATCH, batch_input, batch_value, check_widgets, frames_inputs, seed_input
 
 
 class RollingDepthDenoiseSnippets:
@@ -30,7 +31,8 @@ class RollingDepthDenoiseSnippets:
                     "tooltip": "From Sample Snippets, for the same video.",
                 }),
                 "processing_resolution": ("INT", {
-                    "default": PRESETS["fast"].processing_resolution, "min": 0, "max": 4096, "step": 8,
+                    "default": PRESETS["fast"].processing_resolution, "min": 0,
+                    "max": MAX_PROCESSING_RESOLUTION, "step": 8,
                     "tooltip": "Longest side the frames are resized to (768 fast, 1024 full). 0 keeps "
                                "the input size. Depth comes out at this size.",
                 }),
@@ -39,6 +41,12 @@ class RollingDepthDenoiseSnippets:
             },
             "optional": frames_inputs("the clip to estimate"),
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, processing_resolution, seed, snippets_per_batch):
+        return check_widgets(cls, {"processing_resolution": "processing_resolution", "seed": "seed"},
+                             processing_resolution=processing_resolution, seed=seed,
+                             snippets_per_batch=snippets_per_batch)
 
     @classmethod
     def execute(cls, model, plan, processing_resolution, seed, snippets_per_batch, images=None,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ..rollingdepth_core.errors import RollingDepthError
 from ..rollingdepth_core.runtime.batch_sizes import AUTO
+from ..rollingdepth_core.validation import check_settings
+from ..rollingdepth_core.wording import Wording
 
 SEED_MAX = 2**63 - 1
 VAE_BATCH = AUTO  # frames per VAE call: what fits in free VRAM (4 on a CPU)
@@ -41,3 +44,37 @@ def frames_inputs(what: str) -> dict:
                        "long clips never fill RAM. Or connect images.",
         }),
     }
+
+
+def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
+    """A node's ``VALIDATE_INPUTS``: its widget values checked at queue time.
+
+    ComfyUI skips its own min/max check for every input ``VALIDATE_INPUTS`` takes, so the
+    widget's declared range is checked here first; then the core's check of the setting the
+    widget sets (`validation.SETTINGS`, the same check the command line and the Python API
+    run), worded with the widget's name. Linked inputs arrive as None: checked when they run.
+
+    Args:
+        node: the node class (its ``INPUT_TYPES`` give the ranges).
+        settings: widget name -> core setting name, for the widgets the core checks.
+        values: the widget values.
+
+    Returns:
+        True, or the message the front end shows.
+    """
+    declared = node.INPUT_TYPES()
+    spec = {**declared.get("required", {}), **declared.get("optional", {})}
+    for widget, value in values.items():
+        options = spec[widget][1] if len(spec[widget]) > 1 else {}
+        if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if "min" in options and value < options["min"]:
+            return f"{widget} must be at least {options['min']}; got {value}."
+        if "max" in options and value > options["max"]:
+            return f"{widget} must be at most {options['max']}; got {value}."
+    known = {settings[w]: v for w, v in values.items() if w in settings and v is not None}
+    try:
+        check_settings(known, Wording("node", {s: w for w, s in settings.items()}))
+    except RollingDepthError as error:
+        return str(error)
+    return True
