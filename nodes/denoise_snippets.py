@@ -6,7 +6,16 @@ from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.denoise import predict_snippets
 from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, check_widgets, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    VAE_BATCH,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 
 class RollingDepthDenoiseSnippets:
@@ -40,6 +49,7 @@ class RollingDepthDenoiseSnippets:
                 "snippets_per_batch": batch_input(),
             },
             "optional": frames_inputs("the clip to estimate"),
+            "hidden": HIDDEN_PROMPT,
         }
 
     @classmethod
@@ -50,7 +60,8 @@ class RollingDepthDenoiseSnippets:
 
     @classmethod
     def execute(cls, model, plan, processing_resolution, seed, snippets_per_batch, images=None,
-                video=None):
+                video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, plan.num_frames, "the snippet plan")
         snippets = batch_value(snippets_per_batch)

@@ -9,7 +9,16 @@ from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
 from ..rollingdepth_core.wording import Wording
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, check_widgets, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    VAE_BATCH,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 OUTPUT_SIZES = ("processing", "input")
 NODE_WORDING = Wording("node", {"processing_resolution": "resolution_override"})
@@ -53,7 +62,7 @@ class RollingDepth:
                 "tooltip": "processing: depth at the processing resolution. input: resized back "
                            "to the frames' size (bilinear).",
             }),
-        }, "optional": frames_inputs("the clip to estimate")}
+        }, "optional": frames_inputs("the clip to estimate"), "hidden": HIDDEN_PROMPT}
 
     @classmethod
     def VALIDATE_INPUTS(cls, seed, resolution_override):
@@ -62,7 +71,8 @@ class RollingDepth:
 
     @classmethod
     def execute(cls, model, preset, seed, snippets_per_batch, resolution_override, output_size,
-                images=None, video=None):
+                images=None, video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         settings = PRESETS[preset]
         if resolution_override > 0:

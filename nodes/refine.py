@@ -6,7 +6,16 @@ from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.refine import refine_video
 from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION, MAX_REFINE_STEPS, MAX_SNIPPET_LENGTH
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, check_widgets, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    VAE_BATCH,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 FULL = PRESETS["full"]
 
@@ -54,7 +63,7 @@ class RollingDepthRefine:
             }),
             "seed": seed_input("Seed of the shared noise; use Denoise's seed to match the one-node result."),
             "snippets_per_batch": batch_input(),
-        }, "optional": frames_inputs("the frames the depth belongs to")}
+        }, "optional": frames_inputs("the frames the depth belongs to"), "hidden": HIDDEN_PROMPT}
 
     @classmethod
     def VALIDATE_INPUTS(cls, num_steps, start_dilation, snippet_length, processing_resolution, seed):
@@ -68,7 +77,8 @@ class RollingDepthRefine:
 
     @classmethod
     def execute(cls, model, depth, num_steps, start_dilation, snippet_length, cap_dilation,
-                processing_resolution, seed, snippets_per_batch, images=None, video=None):
+                processing_resolution, seed, snippets_per_batch, images=None, video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, convert.check_depth(depth).num_frames, "the depth video")
         size = depth.size if processing_resolution == 0 else source.input_size

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..rollingdepth_core.errors import RollingDepthError
+import inspect
+
+from ..rollingdepth_core.errors import InvalidSettings, RollingDepthError
 from ..rollingdepth_core.runtime.batch_sizes import AUTO
 from ..rollingdepth_core.validation import check_settings
 from ..rollingdepth_core.wording import Wording
@@ -78,3 +80,41 @@ def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
     except RollingDepthError as error:
         return str(error)
     return True
+
+
+HIDDEN_PROMPT = {"prompt": "PROMPT"}  # ComfyUI hands the node the whole graph
+
+
+def check_graph(prompt: dict | None) -> None:
+    """Refuse a graph in which one of this pack's nodes has a widget value it refuses.
+
+    ComfyUI runs every output whose nodes are valid and only marks the others: a Save Depth
+    with a prefix outside the output folder would get a red outline (maybe off screen) while
+    the expensive rest of the graph ran. The expensive nodes call this first, so such a graph
+    stops in a second, with the front end's error dialog, before any work.
+
+    Args:
+        prompt: the graph as ComfyUI queued it (the hidden ``PROMPT`` input); None outside
+            ComfyUI.
+
+    Raises:
+        InvalidSettings: naming the node, its id and what is wrong.
+    """
+    from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    for node_id, node in sorted((prompt or {}).items()):
+        class_type = node.get("class_type") if isinstance(node, dict) else None
+        validate = getattr(NODE_CLASS_MAPPINGS.get(class_type), "VALIDATE_INPUTS", None)
+        if validate is None:
+            continue
+        inputs = node.get("inputs", {})
+        values = {
+            name: None if isinstance(inputs.get(name), list) else inputs.get(name)  # a list is a link
+            for name in inspect.signature(validate).parameters
+        }
+        result = validate(**values)
+        if result is not True:
+            raise InvalidSettings(
+                f"{NODE_DISPLAY_NAME_MAPPINGS[class_type]} (node {node_id}): {result} Nothing was "
+                "computed; fix it and queue again."
+            )

@@ -12,7 +12,7 @@ import torch
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
 from rollingdepth_pack.nodes import comfy_bridge
 from rollingdepth_pack.rollingdepth_core import PRESETS
-from rollingdepth_pack.rollingdepth_core.errors import CheckpointError
+from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidSettings
 from rollingdepth_pack.rollingdepth_core.hooks import Hooks
 from rollingdepth_pack.rollingdepth_core.io import export
 from rollingdepth_pack.rollingdepth_core.presets import Preset
@@ -178,3 +178,31 @@ def test_save_depth_interrupted_leaves_no_partial_take(pack_folders, pack_images
         run("RollingDepthSaveDepth", depth=depth, filename_prefix="takes/d", save_exr=False, save_png16=True,
             save_npz=True)
     assert sorted(os.listdir(pack_folders["output"] / "takes")) == before == ["d_00001.npz", "d_00001_png16"]
+
+
+def test_a_bad_widget_anywhere_stops_the_graph_before_any_work(pack_model, pack_images, monkeypatch):
+    # issue 9: ComfyUI runs the valid outputs and only marks an invalid Save Depth (no dialog), so the
+    # expensive nodes check the whole graph first and stop with an error the front end shows
+    from rollingdepth_pack.nodes import denoise_snippets
+
+    def never(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(denoise_snippets, "predict_snippets", never)
+    plan, _ = run("RollingDepthSampleSnippets", dilations="1,3", snippet_length=3, cap_dilation=True,
+                  num_frames=0, images=pack_images)
+    prompt = {
+        "3": {"class_type": "RollingDepthDenoiseSnippets", "inputs": {"model": ["1", 0], "plan": ["2", 0]}},
+        "9": {"class_type": "RollingDepthSaveDepth",
+              "inputs": {"depth": ["5", 0], "filename_prefix": "../x", "save_exr": True, "save_png16": False,
+                         "save_npz": False}},
+        "10": {"class_type": "SaveVideo", "inputs": {"filename_prefix": "../anything"}},  # not ours
+    }
+    expected = r"^RollingDepth Save Depth \(node 9\): filename_prefix '\.\./x' points outside"
+    with pytest.raises(InvalidSettings, match=expected + r".* Nothing was computed"):
+        run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=32, seed=0,
+            snippets_per_batch=0, images=pack_images, prompt=prompt)
+    prompt["9"]["inputs"]["filename_prefix"] = "rollingdepth/depth"
+    with pytest.raises(AssertionError, match="work started"):  # a good graph goes on to the work
+        run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=32, seed=0,
+            snippets_per_batch=0, images=pack_images, prompt=prompt)
