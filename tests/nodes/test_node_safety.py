@@ -4,8 +4,10 @@ ComfyUI (no command-line wording), Save Depth takes written atomically."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,3 +208,35 @@ def test_a_bad_widget_anywhere_stops_the_graph_before_any_work(pack_model, pack_
     with pytest.raises(AssertionError, match="work started"):  # a good graph goes on to the work
         run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=32, seed=0,
             snippets_per_batch=0, images=pack_images, prompt=prompt)
+
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+PX_PER_CHAR = 6.3  # the front end's 14px Arial on these titles (measured in front end 1.27.10: 5.9-6.4)
+TITLE_MARGIN = 50  # the collapse dot on the left and the room it keeps on the right before cutting
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.json")), ids=lambda p: p.name)
+def test_custom_node_titles_fit_their_nodes(path):
+    # issue 9: custom titles in templates 03 and 04 were cut off ("Co-align A (fast, reference obje...")
+    for node in json.loads(path.read_text())["nodes"]:
+        if "title" in node:
+            assert len(node["title"]) * PX_PER_CHAR + TITLE_MARGIN <= node["size"][0], node["title"]
+
+
+def test_template_02_savers_number_their_takes_alike():
+    # issue 9: Save Depth and Save Video shared a prefix, so a run's depth and video got different numbers
+    api = json.loads((WORKFLOWS / "api" / "02_full_quality_refine_exr.json").read_text())
+    prefixes = [n["inputs"]["filename_prefix"] for n in api.values() if "filename_prefix" in n["inputs"]]
+    assert sorted(prefixes) == ["rollingdepth/full_depth", "rollingdepth/full_preview"]
+
+
+def test_the_sample_clip_runs_every_preset_as_designed():
+    # issue 9: the 32-frame sample capped dilation 25 to 9 in every template
+    from rollingdepth_pack.rollingdepth_core.io.sources import VideoFileSource
+    from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
+
+    source = VideoFileSource(WORKFLOWS / "input" / "rollingdepth_sample.mp4")
+    assert source.num_frames >= 100 and source.input_size == (72, 128)
+    for preset in PRESETS.values():
+        plan = plan_snippets(source.num_frames, preset.dilations, preset.snippet_length, preset.cap_dilation)
+        assert [g.dilation for g in plan.groups] == list(preset.dilations)
