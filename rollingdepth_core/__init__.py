@@ -14,7 +14,7 @@ or all at once: ``estimate_depth(model, frames, PRESETS["fast"])``.
 This package never imports ComfyUI.
 """
 
-from .coalign.merge import merge_aligned, normalize_depth
+from .coalign.merge import merge_aligned, merge_with_spread, normalize_depth
 from .coalign.methods import coalign, coalign_depth
 from .coalign.problem import CoalignSettings
 from .errors import (
@@ -42,6 +42,6 @@ __all__ = [
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
     "NumericalError", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan", "coalign",
     "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
-    "load_model", "make_noise", "merge_aligned", "normalize_depth", "plan_snippets",
+    "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth", "plan_snippets",
     "refine_depth",
 ]

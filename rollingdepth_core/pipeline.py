@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .coalign.merge import spread_in_units_of
 from .coalign.methods import coalign_depth
 from .coalign.problem import CoalignSettings
 from .hooks import NO_HOOKS, Hooks
@@ -64,6 +65,7 @@ def estimate_depth(
     restore_size: bool = False,
     hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
     storage_dir: str | None = None,
+    spread: bool = False,
 ) -> DepthResult:
     """Depth of a whole clip with RollingDepth.
 
@@ -84,6 +86,9 @@ def estimate_depth(
         hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
         storage_dir: keep snippet depths in memory-mapped temporary files in this folder
             (flat host memory on very long clips).
+        spread: also give every pixel's spread (``result.depth.spread``, `N H W`): the
+            standard deviation of its co-aligned predictions, computed during the merge, in
+            the units of ``result.depth`` (carried through refinement and resizing).
 
     Returns:
         `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
@@ -121,7 +126,7 @@ def estimate_depth(
 
     tic = time.perf_counter()
     coaligned, alignment = coalign_depth(
-        snippets, coalign_method, coalign_settings, hooks_for("coalign")
+        snippets, coalign_method, coalign_settings, hooks_for("coalign"), spread=spread
     )
     timings["coalign"] = time.perf_counter() - tic
 
@@ -134,12 +139,17 @@ def estimate_depth(
             settings.cap_dilation, snippets_per_batch, vae_batch_size, hooks_for("refine"),
         )
         timings["refine"] = time.perf_counter() - tic
-        depth = DepthVideo(inverse_depth=refined, encoded=encoded)
+        carried = None if coaligned.spread is None else spread_in_units_of(
+            coaligned.spread, coaligned.inverse_depth, refined
+        )
+        depth = DepthVideo(inverse_depth=refined, encoded=encoded, spread=carried, clip=encoded.clip)
         logger.info("Refined with %d steps.", settings.refine_steps)
     if restore_size and depth.size != encoded.input_size:
         depth = DepthVideo(
             inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
             encoded=None,
+            spread=None if depth.spread is None else resize_depth(depth.spread, encoded.input_size),
+            clip=encoded.clip,
         )
     return DepthResult(
         depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,

@@ -13,7 +13,7 @@ PACKAGE = "rollingdepth_core"
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = (
     ("errors", "hooks", "types", "presets"),
-    ("io", "evaluation"),
+    ("io", "evaluation", "conversion"),
     ("runtime",),
     ("model",),
     ("coalign",),
@@ -25,7 +25,7 @@ LAYERS = (
 )
 # Optional heavy dependencies: who may import them (the rest of the core imports without them).
 OPTIONAL_IMPORTS = {"ray": ("farm",), "scenedetect": ("io",)}
-LOWER = ("io", "runtime", "model")
+LOWER = ("io", "conversion", "runtime", "model")
 NEVER_BELOW = ("stages", "coalign", "pipeline", "cli")
 
 
