@@ -12,14 +12,15 @@ PACKAGE = "rollingdepth_core"
 
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = (
-    ("errors", "hooks", "types", "presets"),
+    ("errors", "hooks", "types", "presets", "wording"),
     ("io", "evaluation", "conversion"),
     ("runtime",),
     ("model",),
     ("coalign",),
     ("stages",),
+    ("validation",),
     ("pipeline",),
-    ("cli", "__main__", "__init__"),
+    ("cli", "__main__", "__init__", "launcher"),
     ("farm",),  # scale-out on Ray (optional extra); the only part that imports ray
     ("bench",),  # benchmarks may run anything, the farm included
 )

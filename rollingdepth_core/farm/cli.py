@@ -45,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="CPUs per worker (default: 1 with GPUs, otherwise the CPUs shared out)")
     farm.add_argument("--retries", type=int, default=2,
                       help="times a shot is retried when its worker dies (default 2)")
-    farm.add_argument("--overwrite", action="store_true",
-                      help="replace shot folders in OUTDIR made with other settings (default: refuse)")
     add_clip_options(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
