@@ -18,14 +18,14 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..cli import add_clip_options
+from ..cli import CommandLineParser, add_clip_options, setup_logging
 from ..errors import RollingDepthError
 
 logger = logging.getLogger("rollingdepth.farm")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="rollingdepth-farm",
         description="RollingDepth on many shots (or one long shot) over the GPUs of a machine or a Ray "
         "cluster. The options after SHOTS are the single-clip command's; a shot list can set some per shot.",
@@ -53,14 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rollingdepth-farm`` and ``python -m rollingdepth_core.farm``; the exit code."""
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(args)
     try:
         from .run import run_farm
 
         outcome = run_farm(args)
     except RollingDepthError as error:
         logger.error("%s", error)
+        return 2
+    except OSError as error:  # a disk that is full or went away
+        logger.error("%s: %s", type(error).__name__, error)
         return 2
     except KeyboardInterrupt:
         logger.error("Cancelled. Shots that were running are not in the manifest; run the same command "

@@ -111,6 +111,9 @@ def run_farm(args: argparse.Namespace) -> FarmOutcome:
         check_cut_detection()
     if args.retries < 0:
         raise InvalidSettings(f"--retries must be >= 0; got {args.retries}.")
+    if args.new_take:
+        raise InvalidSettings("--new-take is not for the farm: a shot's folder is OUTDIR/NAME; use another "
+                              "output folder (or --overwrite to replace shots made with other settings).")
     resolve_checkpoint(args.model, local_dir=args.model_dir, allow_download=not args.offline)
     out_dir = Path(args.output_dir).absolute()  # workers write there, from their own folders
     model = ModelSpec(str(args.model), args.model_dir, not args.offline, args.device)

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli import add_clip_options, parse_outputs, settings_from_args
+from ..cli import OptionalFlag, add_clip_options, check_command, flag_value, normalize_args
 from ..errors import InvalidSettings, RollingDepthError
 from ..io.video_files import IMAGE_SUFFIXES, list_images
 
@@ -37,7 +37,6 @@ SHOT_OPTIONS = (
     "restore_resolution", "outputs", "colormap", "fps", "split_at_cuts",
 )
 RANGE_KEYS = ("start", "count")
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -100,18 +99,21 @@ def _tokens(parser: argparse.ArgumentParser, key: str, value) -> tuple[list[str]
             f"unknown shot setting {key!r}; a shot may set {', '.join(SHOT_OPTIONS)} "
             f"(plus path, name, {', '.join(RANGE_KEYS)})"
         )
-    if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
-        text = str(value).strip().lower()
-        if isinstance(value, bool) or text in TRUE + FALSE:
-            return [], {key: value if isinstance(value, bool) else text in TRUE}
-        raise InvalidSettings(f"shot setting {key} must be true or false; got {value!r}")
+    if action.nargs == 0 or isinstance(action, (argparse.BooleanOptionalAction, OptionalFlag)):
+        if isinstance(value, bool):
+            return [], {key: value}
+        try:
+            return [], {key: flag_value(str(value))}
+        except argparse.ArgumentTypeError:
+            raise InvalidSettings(f"shot setting {key} must be true or false; got {value!r}") from None
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     return [action.option_strings[-1], str(value)], {}
 
 
 def shot_options(base: argparse.Namespace, settings: dict) -> dict:
-    """The command's options with a shot's own ``settings`` on top, checked.
+    """The command's options (as parsed, not normalised) with a shot's own ``settings`` on top,
+    normalised and checked like the single-clip command's (`cli.normalize_args`, `cli.check_command`).
 
     Raises:
         InvalidSettings: an unknown key or a value the command line would refuse.
@@ -128,19 +130,9 @@ def shot_options(base: argparse.Namespace, settings: dict) -> dict:
     parser.parse_args(argv, namespace=namespace)  # only the given options change
     for key, value in direct.items():
         setattr(namespace, key, value)
-    check_options(namespace)
+    namespace = normalize_args(namespace)
+    check_command(namespace)  # the single-clip command's own checks, worded with its flags
     return vars(namespace)
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """Raise `InvalidSettings` unless the options make a valid single-clip run."""
-    settings = settings_from_args(args)
-    parse_outputs(args.outputs)
-    if settings.processing_resolution < 0 or settings.refine_steps < 0 or settings.snippet_length < 1:
-        raise InvalidSettings(
-            "resolution and refine_steps must be >= 0 and snippet_length >= 1; got "
-            f"{settings.processing_resolution}, {settings.refine_steps}, {settings.snippet_length}"
-        )
 
 
 def _int_field(row: dict, key: str, default: int) -> int:

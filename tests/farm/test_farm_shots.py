@@ -117,7 +117,7 @@ def test_the_command_refuses_a_bad_list_with_one_line_and_exit_2(clips, tiny_mod
     listing = clips / "bad.csv"
     listing.write_text("path,refine_steps\na.mp4,-1\n")
     assert main([str(listing), "-o", str(clips / "out"), "-m", str(tiny_model_dir)]) == 2
-    assert "refine_steps must be >= 0" in caplog.text and "Nothing was run" in caplog.text
+    assert "--refine-steps must be a whole number from 0" in caplog.text and "Nothing was run" in caplog.text
     assert not (clips / "out").exists()  # refused before anything was written
 
 
