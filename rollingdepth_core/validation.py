@@ -355,6 +355,6 @@ def check_run_memory(
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",
-        f"Lower {wording.name('processing_resolution')}, process fewer frames, or keep snippet "
-        f"depths on disk ({wording.name('storage_dir')}).",
+        f"Lower {wording.name('processing_resolution')} or {wording.name('snippets_per_batch')}, "
+        f"process fewer frames, or keep snippet depths on disk ({wording.name('storage_dir')}).",
     )

@@ -117,8 +117,9 @@ def test_a_run_that_cannot_fit_is_refused_with_figures(clip, tmp_path, stub_run,
     monkeypatch.setattr(memory_estimate, "available_host_memory", lambda: 2_000_000_000)
     code, err = run_cli([clip, "-o", tmp_path / "out", "-r", "4096", "-q"], capsys)
     assert code == 2 and len(error_lines(err)) == 1
-    assert "8 frame(s) at 4096x3072 needs about " in err and "of host memory (RAM); 2.0 GB is free. " \
-        "Lower --resolution, process fewer frames, or keep snippet depths on disk (--storage-dir)." in err
+    assert "8 frame(s) at 4096x3072 needs about " in err
+    assert ("of host memory (RAM); 2.0 GB is free. Lower --resolution or --snippets-per-batch, process fewer "
+            "frames, or keep snippet depths on disk (--storage-dir).") in err
     assert stub_run.load == []
 
 
