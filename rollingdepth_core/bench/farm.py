@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coalign-frames", type=int, default=1000, help="frames of the co-alignment run")
     parser.add_argument("--coalign-size", default="64x96", help="HxW of the co-alignment run (default 64x96)")
     parser.add_argument("--flops-size", default="432x768", help="HxW for the FLOP counts (default 432x768)")
+    parser.add_argument("--gpu-tflops", type=float, default=400.0,
+                        help="effective fp16 TFLOP/s of one GPU for the scaling model "
+                        "(default 400: ~40%% of an H100's dense peak)")
+    parser.add_argument("--coalign-s-per-1000", type=float, default=17.8,
+                        help="driver co-alignment seconds per 1000 frames at 768x432 for the scaling model "
+                        "(default 17.8: the README's co-alignment benchmark, 1000 frames, fast dilations)")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
 
@@ -148,6 +154,65 @@ def full_model_flops(size: tuple[int, int]) -> dict:
             "encode_frame": calls.encode_frame, "per_frame": per_frame}
 
 
+def shard_bytes_per_frame(
+    preset: str, size: tuple[int, int], workers: int, num_frames: int = 1000, store_bytes: int | None = None
+) -> dict:
+    """Bytes per frame a sharded shot moves through the driver, by arithmetic (what `farm.shard`
+    sends): gathered = RGB latents + snippet depths + the refinement's starting latents, per-step
+    sums and counts + the depth; sent = the latents to every worker (once, and per step) + the
+    co-aligned depth + the final latents."""
+    from ..presets import PRESETS
+    from ..stages.denoise import storage_dtype_for
+    from ..stages.snippets import plan_snippets
+
+    p = PRESETS[preset]
+    height, width = size
+    latent = 4 * 4 * -(-height // 8) * -(-width // 8)  # float32 `4 h w`
+    plan = plan_snippets(num_frames, p.dilations, p.snippet_length, p.cap_dilation)
+    if store_bytes is None:  # fp16 snippet depths unless the model runs in fp32
+        store_bytes = storage_dtype_for(torch.float32 if p.dtype == "fp32" else torch.float16).itemsize
+    predictions = sum(g.num_snippets * g.snippet_length for g in plan.groups) / num_frames
+    gathered = latent + predictions * height * width * store_bytes
+    sent = workers * latent
+    if p.refine_steps:
+        gathered += latent + p.refine_steps * (latent + 4) + 4 * height * width
+        sent += 4 * height * width + p.refine_steps * workers * latent + latent
+    return {"gathered": gathered, "sent": sent, "predictions_per_frame": predictions}
+
+
+def scaling(flops_per_frame: float, bytes_per_frame: float, coalign_s_per_frame: float, gpus: int,
+            tflops: float, bandwidth: float) -> dict:
+    """Seconds per frame of one long shot on one GPU and sharded over ``gpus`` (compute spread,
+    co-alignment on the driver, every byte through the driver's link of ``bandwidth`` bytes/s)."""
+    compute = flops_per_frame / (tflops * 1e12)
+    one = compute + coalign_s_per_frame
+    sharded = compute / gpus + coalign_s_per_frame + bytes_per_frame / bandwidth
+    return {"one_gpu": one, "sharded": sharded, "speedup": one / sharded,
+            "break_even_bandwidth": bytes_per_frame / (compute * (1 - 1 / gpus))}
+
+
+SCALING_CASES = (("fast", (432, 768)), ("full", (576, 1024)))
+BANDWIDTHS = (("1 GbE", 1.25e8), ("10 GbE", 1.25e9), ("100 GbE", 1.25e10))
+
+
+def scaling_table(tflops: float, coalign_s_per_frame_768: float) -> list[dict]:
+    """The scaling model's rows: per preset, GPUs and link, one long shot's seconds per frame."""
+    rows = []
+    for preset, size in SCALING_CASES:
+        flops = sum(full_model_flops(size)["per_frame"][preset].values())
+        pixels = size[0] * size[1] / (432 * 768)
+        predictions = shard_bytes_per_frame(preset, size, 1)["predictions_per_frame"]
+        coalign = coalign_s_per_frame_768 * pixels * predictions / 6  # merge and data scale with both
+        for gpus in (2, 4, 8):
+            sent_and_gathered = shard_bytes_per_frame(preset, size, gpus)
+            moved = sent_and_gathered["gathered"] + sent_and_gathered["sent"]
+            for link, bandwidth in BANDWIDTHS:
+                rows.append({"preset": preset, "size": f"{size[1]}x{size[0]}", "gpus": gpus, "link": link,
+                             "bytes_per_frame": moved, "tflop_per_frame": flops / 1e12,
+                             **scaling(flops, moved, coalign, gpus, tflops, bandwidth)})
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     from ..farm.cluster import require_ray
     from ..farm.manifest import Manifest
@@ -180,6 +245,10 @@ def run(args: argparse.Namespace) -> int:
         with np.load(work / "out_1" / "shot00" / "shot00_depth.npz") as data:
             whole = torch.from_numpy(data["inverse_depth"])
         shard["max_abs_vs_whole"] = float((shard.pop("depth") - whole).abs().max())
+        # the same by arithmetic (a CPU runs fp32, so the snippet depths are kept in fp32)
+        formula = shard_bytes_per_frame("fast", size, args.workers, shard["frames"], store_bytes=4)
+        shard["formula_gathered_per_frame"] = formula["gathered"]
+        shard["formula_sent_per_frame"] = formula["sent"]
         report["shard"] = shard
     finally:
         ray.shutdown()
@@ -188,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     report["coalign_size"] = args.coalign_size
     report["flops"] = full_model_flops(_size(args.flops_size))
     report["flops_size"] = args.flops_size
+    report["scaling"] = scaling_table(args.gpu_tflops, args.coalign_s_per_1000 / 1000)
     print_report(report, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
@@ -223,4 +293,18 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
         total = sum(parts.values())
         out.write(f"  {preset}: {total / 1e12:.2f} TFLOP per frame ("
                   + ", ".join(f"{k} {v / 1e12:.2f}" for k, v in parts.items()) + ")\n")
+    if "formula_gathered_per_frame" in shard:
+        out.write(f"  (--shard bytes by arithmetic for that shot: gathered "
+                  f"{shard['formula_gathered_per_frame'] / 1024:.1f} KiB/frame, sent "
+                  f"{shard['formula_sent_per_frame'] / 1024:.1f} KiB/frame)\n")
+    rows = report.get("scaling", [])
+    if rows:
+        out.write(f"\nscaling model, one long shot sharded (GPU at {args.gpu_tflops:g} TFLOP/s effective; "
+                  "co-alignment on the driver; every byte through the driver's link):\n")
+        out.write("preset  size       GPUs  link     MB/frame  s/frame 1 GPU  s/frame sharded  speed-up  "
+                  "pays above MB/s\n")
+        for r in rows:
+            out.write(f"{r['preset']:6s}  {r['size']:9s}  {r['gpus']:4d}  {r['link']:7s}  "
+                      f"{r['bytes_per_frame'] / 1e6:8.2f}  {r['one_gpu']:13.3f}  {r['sharded']:15.3f}  "
+                      f"{r['speedup']:7.2f}x  {r['break_even_bandwidth'] / 1e6:15.0f}\n")
 
