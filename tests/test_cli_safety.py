@@ -290,5 +290,8 @@ def test_ctrl_c_while_starting_prints_one_line_and_exits_130(tmp_path):
 def test_the_package_and_the_launcher_import_without_torch():
     code = ("import sys; import rollingdepth_core, rollingdepth_core.launcher; "
             "assert 'torch' not in sys.modules, 'torch loaded'; "
-            "from rollingdepth_core import PRESETS, InvalidSettings; assert 'torch' not in sys.modules")
+            "from rollingdepth_core import PRESETS, InvalidSettings; assert 'torch' not in sys.modules; "
+            "import rollingdepth_core.coalign.methods; from rollingdepth_core import coalign; "
+            "assert callable(coalign) and rollingdepth_core.coalign is coalign, coalign; "
+            "assert all(hasattr(rollingdepth_core, name) for name in rollingdepth_core.__all__)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
