@@ -55,7 +55,7 @@ class RollingDepthDenoiseSnippets:
     @classmethod
     def VALIDATE_INPUTS(cls, processing_resolution, seed, snippets_per_batch):
         return check_widgets(cls, {"processing_resolution": "processing_resolution", "seed": "seed"},
-                             processing_resolution=processing_resolution, seed=seed,
+                             seed=seed, processing_resolution=processing_resolution,
                              snippets_per_batch=snippets_per_batch)
 
     @classmethod

@@ -48,6 +48,8 @@ NOT_RUN = {
     "python tools/check_caching.py": "the real-ComfyUI check",
     "python -m rollingdepth_core.bench": "benchmarks: minutes to hours or a GPU (figures in the README)",
     "python tools/mutation_check.py": "minutes; tests/test_mutation_check.py runs it",
+    "rollingdepth-farm": "starts Ray on example shot folders; tests/farm/ runs the farm on the tiny model",
+    "python -m rollingdepth_core.farm": "as rollingdepth-farm",
 }
 
 
