@@ -240,3 +240,20 @@ def test_the_sample_clip_runs_every_preset_as_designed():
     for preset in PRESETS.values():
         plan = plan_snippets(source.num_frames, preset.dilations, preset.snippet_length, preset.cap_dilation)
         assert [g.dilation for g in plan.groups] == list(preset.dilations)
+
+
+def test_denoise_node_refuses_a_clip_that_cannot_fit(pack_model, pack_images, monkeypatch):
+    from rollingdepth_pack.nodes import denoise_snippets
+
+    def never(*args, **kwargs):
+        raise AssertionError("encoding started")
+
+    monkeypatch.setattr("rollingdepth_pack.rollingdepth_core.stages.encode.encode_frames", never)
+    monkeypatch.setattr(memory_estimate, "available_host_memory", lambda: 1_000_000)
+    plan, _ = run("RollingDepthSampleSnippets", dilations="1,3", snippet_length=3, cap_dilation=True,
+                  num_frames=0, images=pack_images)
+    with pytest.raises(InvalidSettings, match=r"9 frame\(s\) at 1024x640 needs about .* of host memory .*"
+                                              r"Lower processing_resolution or snippets_per_batch"):
+        run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=1024, seed=0,
+            snippets_per_batch=0, images=pack_images)
+    assert denoise_snippets.predict_snippets.__module__.endswith("stages.denoise")
