@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.denoise import predict_snippets
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import batch_input, batch_value, frames_inputs, seed_input
 
 
 class RollingDepthDenoiseSnippets:
@@ -45,13 +45,12 @@ class RollingDepthDenoiseSnippets:
                 video=None):
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, plan.num_frames, "the snippet plan")
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, source.input_size, processing_resolution, plan.snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, source.input_size, processing_resolution, plan.snippet_length,
+            batch_value(snippets_per_batch),
         )
         depths = predict_snippets(
-            comfy_bridge.model_for_inference(model, memory), source, plan,
-            processing_resolution=processing_resolution, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH, hooks=comfy_bridge.hooks(),
+            model, source, plan, processing_resolution=processing_resolution, seed=seed,
+            batches=batches, hooks=comfy_bridge.hooks(),
         )
         return (depths,)

@@ -7,7 +7,7 @@ import dataclasses
 from ..rollingdepth_core.pipeline import estimate_depth
 from ..rollingdepth_core.presets import PRESETS
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import batch_input, batch_value, frames_inputs, seed_input
 
 OUTPUT_SIZES = ("processing", "input")
 
@@ -59,14 +59,12 @@ class RollingDepth:
         settings = PRESETS[preset]
         if resolution_override > 0:
             settings = dataclasses.replace(settings, processing_resolution=resolution_override)
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
+        model, batches = comfy_bridge.prepare_run(
             model, source.input_size, settings.processing_resolution, settings.snippet_length,
-            snippets, VAE_BATCH,
+            batch_value(snippets_per_batch),
         )
         result = estimate_depth(
-            comfy_bridge.model_for_inference(model, memory), source, settings, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
+            model, source, settings, seed=seed, batches=batches,
             restore_size=output_size == "input", hooks_for=lambda stage: comfy_bridge.hooks(),
         )
         preview = convert.depth_to_images(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.refine import refine_video
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import batch_input, batch_value, frames_inputs, seed_input
 
 FULL = PRESETS["full"]
 
@@ -61,15 +61,13 @@ class RollingDepthRefine:
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, convert.check_depth(depth).num_frames, "the depth video")
         size = depth.size if processing_resolution == 0 else source.input_size
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, size, processing_resolution, snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, size, processing_resolution, snippet_length, batch_value(snippets_per_batch)
         )
         refined = refine_video(
-            comfy_bridge.model_for_inference(model, memory), source, depth, num_steps=num_steps,
-            start_dilation=start_dilation, snippet_length=snippet_length, cap_dilation=cap_dilation,
-            seed=seed, processing_resolution=processing_resolution,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
+            model, source, depth, num_steps=num_steps, start_dilation=start_dilation,
+            snippet_length=snippet_length, cap_dilation=cap_dilation, seed=seed,
+            processing_resolution=processing_resolution, batches=batches,
             hooks=comfy_bridge.hooks(),
         )
         return (refined,)

@@ -33,14 +33,22 @@ from .stages.denoise import denoise_snippets
 from .stages.encode import encode_frames
 from .stages.refine import refine_depth
 from .stages.snippets import plan_snippets
-from .types import Alignment, DepthModel, DepthVideo, EncodedFrames, SnippetDepths, SnippetPlan
+from .types import (
+    Alignment,
+    DepthModel,
+    DepthVideo,
+    EncodedFrames,
+    RunBatches,
+    SnippetDepths,
+    SnippetPlan,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
-    "NumericalError", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan", "coalign",
+    "NumericalError", "Preset", "RollingDepthError", "RunBatches", "SnippetDepths", "SnippetPlan", "coalign",
     "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
     "load_model", "make_noise", "merge_aligned", "normalize_depth", "plan_snippets",
     "refine_depth",

@@ -31,6 +31,7 @@ from .pipeline import estimate_depth
 from .presets import PRESETS, parse_dilations
 from .runtime.batch_sizes import AUTO
 from .runtime.devices import default_device
+from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 
 logger = logging.getLogger("rollingdepth")
 
@@ -70,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-frame", type=int, default=0, help="first frame to read")
     parser.add_argument("--frame-count", type=int, default=0, help="frames to read (0: all)")
     parser.add_argument("--snippets-per-batch", type=batch_size, default=AUTO,
-                        help="snippets per UNet call, or 'auto': what fits in free GPU memory (8 on a CPU)")
+                        help="snippets per UNet call, or 'auto': what fits in free GPU memory "
+                        f"({DEFAULT_SNIPPETS_PER_BATCH} on a CPU)")
     parser.add_argument("--vae-batch-size", type=batch_size, default=AUTO,
-                        help="frames per VAE call, or 'auto' (4 on a CPU)")
+                        help=f"frames per VAE call, or 'auto' ({DEFAULT_VAE_BATCH_SIZE} on a CPU)")
     parser.add_argument("--storage-dir", type=Path, default=None,
                         help="keep snippet depths in temporary files here (flat RAM on very long clips)")
     parser.add_argument("--coalign-method", choices=available_methods(), default=DEFAULT_METHOD,

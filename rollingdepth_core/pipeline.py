@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from .coalign.methods import coalign_depth
+from .coalign.methods import DEFAULT_METHOD, coalign_depth
 from .coalign.problem import CoalignSettings
 from .hooks import NO_HOOKS, Hooks
 from .io.frames import resize_depth
@@ -21,7 +22,15 @@ from .stages.denoise import denoise_snippets
 from .stages.encode import encode_frames
 from .stages.refine import refine_depth
 from .stages.snippets import plan_snippets
-from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
+from .types import (
+    DEFAULT_SNIPPETS_PER_BATCH,
+    DEFAULT_VAE_BATCH_SIZE,
+    Alignment,
+    DepthModel,
+    DepthVideo,
+    RunBatches,
+    SnippetDepths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +66,14 @@ def estimate_depth(
     settings: Preset,
     seed: int = 0,
     noise: Tensor | None = None,
-    coalign_method: str = "fast",
+    coalign_method: str = DEFAULT_METHOD,
     coalign_settings: CoalignSettings = CoalignSettings(),
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    snippets_per_batch: BatchSize = DEFAULT_SNIPPETS_PER_BATCH,
+    vae_batch_size: BatchSize = DEFAULT_VAE_BATCH_SIZE,
     restore_size: bool = False,
     hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
     storage_dir: str | None = None,
+    batches: RunBatches | None = None,
 ) -> DepthResult:
     """Depth of a whole clip with RollingDepth.
 
@@ -80,69 +90,70 @@ def estimate_depth(
         coalign_settings: co-alignment settings.
         snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch` (free memory).
         vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
+            Both are resolved once, here, before any stage runs.
         restore_size: return depth at the input size instead of the processing size.
         hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
-        storage_dir: keep snippet depths in memory-mapped temporary files in this folder
-            (flat host memory on very long clips).
+        storage_dir: keep snippet depths in temporary files in this folder
+            (`runtime.storage.DiskTensor`: flat host memory on very long clips).
+        batches: batch sizes resolved by the caller already (a ComfyUI node does so after
+            ComfyUI freed memory); overrides ``snippets_per_batch`` and ``vae_batch_size``.
 
     Returns:
         `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
     """
     source = as_source(frames)
     check_dilations(settings.dilations)
-    timings: dict[str, float] = {}
     plan = plan_snippets(
         source.num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation
     )
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
+    if batches is None:
+        batches = resolve_run_batches(
+            model, source.input_size, settings.processing_resolution, plan.snippet_length,
+            snippets_per_batch, vae_batch_size,
+        )
 
-    snippets_per_batch, vae_batch_size = resolve_run_batches(
-        model, source.input_size, settings.processing_resolution, plan.snippet_length,
-        snippets_per_batch, vae_batch_size,
-    )
-    tic = time.perf_counter()
-    encoded = encode_frames(
-        model, source, settings.processing_resolution, vae_batch_size, hooks_for("encode")
-    )
-    timings["encode"] = time.perf_counter() - tic
+    timings: dict[str, float] = {}
+    with timed(timings, "encode"):
+        encoded = encode_frames(
+            model, source, settings.processing_resolution, batches, hooks_for("encode")
+        )
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
     logger.info(
         "Encoded %d frames at %dx%d.", encoded.num_frames, encoded.size[1], encoded.size[0]
     )
-
-    tic = time.perf_counter()
-    snippets = denoise_snippets(
-        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, hooks_for("denoise"),
-        storage_dir,
-    )
-    timings["denoise"] = time.perf_counter() - tic
+    with timed(timings, "denoise"):
+        snippets = denoise_snippets(
+            model, encoded, plan, noise, batches, hooks_for("denoise"), storage_dir
+        )
     logger.info("Predicted %d snippets.", plan.num_snippets)
-
-    tic = time.perf_counter()
-    coaligned, alignment = coalign_depth(
-        snippets, coalign_method, coalign_settings, hooks_for("coalign")
-    )
-    timings["coalign"] = time.perf_counter() - tic
+    with timed(timings, "coalign"):
+        coaligned, alignment = coalign_depth(
+            snippets, coalign_method, coalign_settings, hooks_for("coalign")
+        )
 
     depth = coaligned
     if settings.refine_steps > 0:
-        tic = time.perf_counter()
-        refined = refine_depth(
-            model, encoded, coaligned.inverse_depth, noise, settings.refine_steps,
-            settings.refine_start_dilation, settings.refine_snippet_length,
-            settings.cap_dilation, snippets_per_batch, vae_batch_size, hooks_for("refine"),
-        )
-        timings["refine"] = time.perf_counter() - tic
+        with timed(timings, "refine"):
+            refined = refine_depth(
+                model, encoded, coaligned.inverse_depth, noise, settings.refine_steps,
+                settings.refine_start_dilation, settings.refine_snippet_length,
+                settings.cap_dilation, batches, hooks_for("refine"),
+            )
         depth = DepthVideo(inverse_depth=refined, encoded=encoded)
         logger.info("Refined with %d steps.", settings.refine_steps)
     if restore_size and depth.size != encoded.input_size:
-        depth = DepthVideo(
-            inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
-            encoded=None,
-        )
+        depth = DepthVideo(inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size))
     return DepthResult(
         depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,
         timings=timings,
     )
 
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str):
+    """Record the seconds the ``with`` block took as ``timings[stage]``."""
+    tic = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - tic

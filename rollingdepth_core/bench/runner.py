@@ -19,20 +19,19 @@ from pathlib import Path
 
 import torch
 
-from ..coalign.methods import coalign_depth
+from ..coalign.methods import DEFAULT_METHOD, coalign_depth
 from ..coalign.problem import CoalignSettings
 from ..io.frames import padding_for, processing_size
 from ..model.checkpoint import resolve_dtype
 from ..model.noise import make_noise
 from ..model.speedups import SpeedOptions, apply_speedups
 from ..presets import Preset, get_preset
-from ..runtime import batch_sizes as autobatch
-from ..runtime import devices
+from ..runtime import batch_sizes, devices
 from ..stages.denoise import denoise_snippets
 from ..stages.encode import encode_frames
 from ..stages.refine import refine_depth
 from ..stages.snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
-from ..types import DepthModel
+from ..types import DepthModel, RunBatches
 from .synthetic_frames import SyntheticSource
 from .timing import ModuleTimer, StageClock
 
@@ -56,7 +55,7 @@ class BenchConfig:
     resolution: int | None = None
     dilations: tuple[int, ...] | None = None
     refine_steps: int | None = None
-    coalign_method: str = "fast"
+    coalign_method: str = DEFAULT_METHOD
     reference_coalign_method: str = "reference"
     coalign_iterations: int = 2000
     snippets_per_batch: str = "auto"
@@ -88,8 +87,8 @@ class BenchConfig:
         return CoalignSettings(num_iterations=self.coalign_iterations)
 
 
-def _batch_value(text: str) -> int | autobatch.AutoBatch:
-    return int(text) if str(text).isdigit() else autobatch.AutoBatch()
+def _batch_value(text: str) -> int | batch_sizes.AutoBatch:
+    return int(text) if str(text).isdigit() else batch_sizes.AutoBatch()
 
 
 def host_rss() -> int:
@@ -263,14 +262,14 @@ def run_mode(config: BenchConfig, mode: str, save_path: str | None = None) -> di
     if mode == "ours":
         def policy(text):
             value = _batch_value(text)
-            if isinstance(value, autobatch.AutoBatch):  # calibrating would compile more shapes
-                return autobatch.AutoBatch(memory_limit=limit, measure=not config.compile)
+            if isinstance(value, batch_sizes.AutoBatch):  # calibrating would compile more shapes
+                return batch_sizes.AutoBatch(memory_limit=limit, measure=not config.compile)
             return value
 
-        snippets_per_batch = autobatch.snippet_batch_size(
+        snippets_per_batch = batch_sizes.snippet_batch_size(
             model, latent, length, policy(config.snippets_per_batch)
         )
-        vae_batch = autobatch.vae_batch_size(model, padded, policy(config.vae_batch_size))
+        vae_batch = batch_sizes.vae_batch_size(model, padded, policy(config.vae_batch_size))
     else:
         snippets_per_batch, vae_batch = 1, 4
     if config.warmup:  # two batch sizes each: a compiled model then has dynamic batch shapes
@@ -302,15 +301,15 @@ def run_mode(config: BenchConfig, mode: str, save_path: str | None = None) -> di
         plan = plan_snippets(
             config.frames, settings.dilations, settings.snippet_length, settings.cap_dilation
         )
+        batches = RunBatches(snippets_per_batch, vae_batch)
         with clock.stage("encode"):
             encoded = encode_frames(
-                model, source, settings.processing_resolution, vae_batch, storage_device="cpu"
+                model, source, settings.processing_resolution, batches, storage_device="cpu"
             )
         noise = make_noise(latent, config.seed)
         with clock.stage("denoise"):
             snippets = denoise_snippets(
-                model, encoded, plan, noise, snippets_per_batch, vae_batch,
-                storage_dir=config.storage_dir,
+                model, encoded, plan, noise, batches, storage_dir=config.storage_dir,
             )
         with clock.stage("align"):
             video, _alignment = coalign_depth(
@@ -322,7 +321,7 @@ def run_mode(config: BenchConfig, mode: str, save_path: str | None = None) -> di
                 depth = refine_depth(
                     model, encoded, video.inverse_depth, noise, settings.refine_steps,
                     settings.refine_start_dilation, settings.refine_snippet_length,
-                    settings.cap_dilation, snippets_per_batch, vae_batch,
+                    settings.cap_dilation, batches,
                 )
         snippet_depths = snippets.depths
     devices.synchronize(device)
