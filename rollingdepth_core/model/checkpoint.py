@@ -137,12 +137,12 @@ def check_checkpoint(root: str | os.PathLike, prefer_variant: bool = False) -> C
 
 def check_safetensors(path: Path) -> None:
     """Raise ``CheckpointError`` unless ``path`` is a readable, complete safetensors file."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             keys = list(handle.keys())
-    except Exception as error:  # safetensors raises its own untyped errors on bad files
+    except (SafetensorError, OSError, ValueError) as error:  # a bad header, a short file
         raise CheckpointError(
             f"{path} is not a valid safetensors file ({error}). The download may be "
             "incomplete: delete the file and download it again."
@@ -185,7 +185,7 @@ def download_checkpoint(
             full = [f"{c}/{s}.safetensors" for c, s in WEIGHT_STEMS.items()
                     if weight_file(folder, c, True) is None]
             folder = Path(snapshot_download(repo_id, allow_patterns=configs + full, **kwargs))
-    except Exception as error:  # huggingface_hub's network and cache errors have no common base
+    except hub_errors() as error:
         where = target or "a folder of your choice"
         raise CheckpointError(
             f"Could not get {repo_id} from the Hugging Face Hub ({type(error).__name__}: {error}). "
@@ -193,6 +193,21 @@ def download_checkpoint(
             f"--local-dir <folder>`) and copy it to {where}, then pass that folder as the model."
         ) from error
     return folder
+
+
+def hub_errors() -> tuple[type[Exception], ...]:
+    """What a failed download raises: `OSError` (the hub's own errors, an offline cache miss,
+    a full disk), `ValueError` (a malformed repo id) and the errors of the HTTP library
+    huggingface_hub uses (the base of the hub's HTTP error: requests' or httpx's `HTTPError`,
+    whose subclasses include the connection errors)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    http = next(
+        (base for base in HfHubHTTPError.__mro__[1:]
+         if base.__module__.split(".")[0] not in ("huggingface_hub", "builtins")),
+        OSError,
+    )
+    return (OSError, ValueError, http)
 
 
 def resolve_checkpoint(
@@ -293,8 +308,6 @@ def load_model(
     Raises:
         CheckpointError: missing, incomplete or corrupt checkpoint.
     """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
     device = check_device(device)
     compute_device = device if compute_device is None else torch.device(compute_device)
     torch_dtype = resolve_dtype(dtype, compute_device)
@@ -302,8 +315,35 @@ def load_model(
         source, cache_dir=cache_dir, local_dir=local_dir,
         prefer_variant=torch_dtype != torch.float32, allow_download=allow_download,
     )
+    scheduler_config = read_scheduler_config(files.root)
+    unet, vae, empty_text_embed = load_networks(files, torch_dtype)
+    model = DepthModel(
+        unet=unet, vae=vae, scheduler_config=dict(scheduler_config),
+        empty_text_embed=empty_text_embed, dtype=torch_dtype, source=str(source),
+    )
+    logger.info("Loaded %s (%s) on %s.", source, str(torch_dtype).replace("torch.", ""), device)
+    model.to(device)
+    if speed is not None:
+        from .speedups import apply_speedups
+
+        apply_speedups(model, speed)
+    return model
+
+
+def load_networks(files: CheckpointFiles, dtype: torch.dtype):
+    """UNet, VAE and empty-prompt embedding of a checked checkpoint, in ``dtype`` on the CPU.
+
+    The UNet gets cross-frame attention; both networks are in eval mode without gradients.
+
+    Returns:
+        `(unet, vae, empty_text_embed)`, the embedding `1 t c`.
+
+    Raises:
+        CheckpointError: a file does not load, or the UNet is not a RollingDepth UNet.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
     root = files.root
-    scheduler_config = read_scheduler_config(root)
 
     def variant_of(component: str) -> str | None:
         return "fp16" if ".fp16." in files.weights[component].name else None
@@ -311,11 +351,11 @@ def load_model(
     try:
         unet = UNet2DConditionModel.from_pretrained(
             root, subfolder="unet", use_safetensors=True, variant=variant_of("unet"),
-            torch_dtype=torch_dtype,
+            torch_dtype=dtype,
         )
         vae = AutoencoderKL.from_pretrained(
             root, subfolder="vae", use_safetensors=True, variant=variant_of("vae"),
-            torch_dtype=torch_dtype,
+            torch_dtype=dtype,
         )
         empty_text_embed = embed_empty_prompt(root, files)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
@@ -331,14 +371,4 @@ def load_model(
     install_cross_frame_attention(unet)
     unet.eval().requires_grad_(False)
     vae.eval().requires_grad_(False)
-    model = DepthModel(
-        unet=unet, vae=vae, scheduler_config=dict(scheduler_config),
-        empty_text_embed=empty_text_embed.to(torch_dtype), dtype=torch_dtype, source=str(source),
-    )
-    logger.info("Loaded %s (%s) on %s.", source, str(torch_dtype).replace("torch.", ""), device)
-    model.to(device)
-    if speed is not None:
-        from .speedups import apply_speedups
-
-        apply_speedups(model, speed)
-    return model
+    return unet, vae, empty_text_embed.to(dtype)
