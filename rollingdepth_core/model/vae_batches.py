@@ -57,7 +57,7 @@ def decode_batches(
         depth = crop_to(decode(model.vae, latents[start:stop]), size).to(dtype)  # b H W
         deliver(start, stop, depth)
 
-    batch.run(int(latents.shape[0]), work, model.device, hooks)
+    batch.run(int(latents.shape[0]), work, model.device, hooks, "VAE frames")
 
 
 @torch.no_grad()

@@ -76,7 +76,7 @@ class ShrinkingBatch:
     size: int
 
     def run(self, num_items: int, work: Callable[[int, int], None], device: torch.device | str,
-            hooks: Hooks = NO_HOOKS, what: str = "VAE frames") -> None:
+            hooks: Hooks = NO_HOOKS, what: str = "items") -> None:
         """`run_in_batches` of ``work`` over `0 .. num_items`, at most ``size`` items per call."""
         asked = max(1, min(self.size, num_items))
         used = run_in_batches(num_items, asked, work, device, hooks, what)
