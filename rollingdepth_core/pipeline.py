@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .coalign.merge import spread_in_units_of
 from .coalign.methods import DEFAULT_METHOD, coalign_depth
 from .coalign.problem import CoalignSettings
 from .hooks import NO_HOOKS, Hooks
 from .io.frames import resize_depth
 from .io.sources import FrameSource, as_source
 from .model.noise import check_noise, make_noise
-from .presets import Preset, check_dilations
+from .presets import Preset
 from .runtime.batch_sizes import BatchSize, resolve_run_batches
 from .stages.denoise import denoise_snippets
 from .stages.encode import encode_frames
 from .stages.refine import refine_depth
-from .stages.snippets import plan_snippets
 from .types import (
     DEFAULT_SNIPPETS_PER_BATCH,
     DEFAULT_VAE_BATCH_SIZE,
@@ -31,6 +31,8 @@ from .types import (
     RunBatches,
     SnippetDepths,
 )
+from .validation import check_run
+from .wording import API, Wording
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ def estimate_depth(
     restore_size: bool = False,
     hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
     storage_dir: str | None = None,
+    spread: bool = False,
+    wording: Wording = API,
     batches: RunBatches | None = None,
 ) -> DepthResult:
     """Depth of a whole clip with RollingDepth.
@@ -83,7 +87,8 @@ def estimate_depth(
         frames: `N 3 H W` RGB in -1..1, or any clip `sources.as_source` accepts (a
             `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO), read a
             batch at a time at the processing size.
-        settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`).
+        settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`),
+            or a preset's name ("fast").
         seed: seed of the shared noise (ignored when ``noise`` is given).
         noise: explicit `1 4 h w` noise instead of a seed.
         coalign_method: co-alignment solver name.
@@ -95,16 +100,26 @@ def estimate_depth(
         hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
         storage_dir: keep snippet depths in temporary files in this folder
             (`runtime.storage.DiskTensor`: flat host memory on very long clips).
+        spread: also give every pixel's spread (``result.depth.spread``, `N H W`): the
+            standard deviation of its co-aligned predictions, computed during the merge, in
+            the units of ``result.depth`` (carried through refinement and resizing).
+        wording: how messages name the settings (the command line and the nodes pass
+            theirs; see `validation`).
         batches: batch sizes resolved by the caller already (a ComfyUI node does so after
             ComfyUI freed memory); overrides ``snippets_per_batch`` and ``vae_batch_size``.
+
+    Every argument is checked, and the run's memory estimated against what is free,
+    before the first frame is encoded (`validation.check_run`).
 
     Returns:
         `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
     """
     source = as_source(frames)
-    check_dilations(settings.dilations)
-    plan = plan_snippets(
-        source.num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation
+    if batches is not None:
+        snippets_per_batch, vae_batch_size = batches.snippets, batches.vae
+    settings, plan = check_run(
+        model, source, settings, seed, coalign_method, coalign_settings, snippets_per_batch,
+        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording,
     )
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
     if batches is None:
@@ -130,7 +145,7 @@ def estimate_depth(
     logger.info("Predicted %d snippets.", plan.num_snippets)
     with timed(timings, "coalign"):
         coaligned, alignment = coalign_depth(
-            snippets, coalign_method, coalign_settings, hooks_for("coalign")
+            snippets, coalign_method, coalign_settings, hooks_for("coalign"), spread=spread
         )
 
     depth = coaligned
@@ -141,10 +156,17 @@ def estimate_depth(
                 settings.refine_start_dilation, settings.refine_snippet_length,
                 settings.cap_dilation, batches, hooks_for("refine"),
             )
-        depth = DepthVideo(inverse_depth=refined, encoded=encoded)
+        carried = None if coaligned.spread is None else spread_in_units_of(
+            coaligned.spread, coaligned.inverse_depth, refined
+        )
+        depth = DepthVideo(inverse_depth=refined, encoded=encoded, spread=carried, clip=encoded.clip)
         logger.info("Refined with %d steps.", settings.refine_steps)
     if restore_size and depth.size != encoded.input_size:
-        depth = DepthVideo(inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size))
+        depth = DepthVideo(
+            inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
+            spread=None if depth.spread is None else resize_depth(depth.spread, encoded.input_size),
+            clip=encoded.clip,
+        )
     return DepthResult(
         depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,
         timings=timings,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..coalign.merge import normalize_depth
+from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..io.frames import check_finite, pad_to_multiple
@@ -281,7 +281,8 @@ def refine_video(
         batches: the run's batch sizes (resolved by the caller, e.g. `resolve_run_batches`).
 
     Returns:
-        Refined depth video at the processing size.
+        Refined depth video at the processing size; a spread carried by ``depth`` comes
+        along, scaled into the refined video's units (`spread_in_units_of`).
     """
     from ..io.frames import processing_size, resize_depth
     from ..io.sources import as_source
@@ -313,4 +314,7 @@ def refine_video(
         model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
         cap_dilation, batches, hooks,
     )
-    return DepthVideo(inverse_depth=refined, encoded=encoded)
+    spread = None if depth.spread is None else spread_in_units_of(depth.spread, depth.inverse_depth, refined)
+    return DepthVideo(
+        inverse_depth=refined, encoded=encoded, spread=spread, clip=depth.clip or encoded.clip
+    )
