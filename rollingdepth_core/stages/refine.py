@@ -11,7 +11,7 @@ from torch import Tensor
 from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
-from ..io.frames import check_finite, pad_to_multiple
+from ..io.frames import LATENT_FACTOR, check_finite, pad_to_multiple
 from ..model.latents import encode_depth
 from ..model.noise import check_noise
 from ..model.vae_batches import decode_depth_to_host, encode_to_host
@@ -34,6 +34,23 @@ def refine_timesteps(scheduler, num_steps: int) -> list[int]:
         )
     scheduler.set_timesteps(total)
     return [int(t) for t in scheduler.timesteps[num_steps:]]
+
+
+def refine_schedule(
+    scheduler, num_frames: int, num_steps: int, start_dilation: int = 6, snippet_length: int = 3,
+    cap_dilation: bool = True,
+) -> tuple[list[int], list[Tensor]]:
+    """Each refinement step's timestep and snippets, coarse to fine (SPEC §5.4).
+
+    Returns:
+        `(timesteps, plans)`: K timesteps and K `s n` frame-index tensors (stride 1, the
+        step's dilation).
+    """
+    timesteps = refine_timesteps(scheduler, num_steps)
+    length = effective_snippet_length(num_frames, snippet_length)
+    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
+    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
+    return timesteps, [snippet_indices(num_frames, length, d) for d in dilations]
 
 
 StepCallback = Callable[[int, int, Tensor], None]
@@ -83,26 +100,22 @@ def refine_latents(
     if num_steps < 1:
         raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
     check_run_batches(batches)
-    num_frames = int(rgb_latents.shape[0])
     scheduler = model.make_scheduler()
-    timesteps = refine_timesteps(scheduler, num_steps)
-    length = effective_snippet_length(num_frames, snippet_length)
-    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
-    plans = [snippet_indices(num_frames, length, d) for d in dilations]
-    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
-
+    timesteps, plans = refine_schedule(
+        scheduler, int(rgb_latents.shape[0]), num_steps, start_dilation, snippet_length, cap_dilation
+    )
+    length = int(plans[0].shape[1])
     latents = add_refine_noise(
         model, scheduler, depth_latents, noise, timesteps[0], batches.snippets * length
     )
     total, done = sum(p.shape[0] for p in plans), 0
     for step, (timestep, indices) in enumerate(zip(timesteps, plans, strict=True)):
-        step_hooks = Hooks(
-            lambda d, _, offset=done: hooks.progress(offset + d, total), hooks.check_cancel
-        )
-        latents = refine_step(
-            model, scheduler, rgb_latents, latents, indices, timestep, batches.snippets, step_hooks
+        summed, count = refine_step_sums(
+            model, scheduler, rgb_latents, latents, indices, timestep, batches.snippets, hooks,
+            progress_offset=done, progress_total=total,
         )
         done += indices.shape[0]
+        latents = summed / count[:, None, None, None]
         if on_step is not None:
             on_step(step, timestep, latents)
     return latents
@@ -117,18 +130,18 @@ def add_refine_noise(
     timestep: int,
     batch_frames: int,
 ) -> Tensor:
-    """Depth latents noised to ``timestep`` with the shared noise (SPEC §5.2), on the host.
+    """Depth latents noised to ``timestep`` with the shared noise (SPEC §5.3), on the host.
 
     Args:
-        depth_latents: `N 4 h w` (host or device).
+        depth_latents: `N 4 h w` (host or device); any range of a clip's frames.
         noise: `1 4 h w`, the same for every frame.
+        timestep: the first refinement timestep.
         batch_frames: frames per batch on the device (elementwise: batching changes nothing).
 
     Returns:
         `N 4 h w` float32 on the host.
     """
     device, dtype = model.device, model.dtype
-    num_frames = int(depth_latents.shape[0])
     noise = noise.to(device, dtype)
     at = torch.tensor(timestep)
     latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
@@ -136,17 +149,16 @@ def add_refine_noise(
 
         def work(start: int, stop: int) -> None:
             noisy = scheduler.add_noise(
-                depth_latents[start:stop].to(device, dtype),
-                noise.expand(stop - start, -1, -1, -1), at,
+                depth_latents[start:stop].to(device, dtype), noise.expand(stop - start, -1, -1, -1), at,
             ).float()
             copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
 
-        run_in_batches(num_frames, batch_frames, work, device)
+        run_in_batches(int(depth_latents.shape[0]), batch_frames, work, device)
     return latents
 
 
 @torch.no_grad()
-def refine_step(
+def refine_step_sums(
     model: DepthModel,
     scheduler,
     rgb_latents: Tensor,
@@ -155,19 +167,26 @@ def refine_step(
     timestep: int,
     snippets_per_batch: int,
     hooks: Hooks = NO_HOOKS,
-) -> Tensor:
-    """One coarse-to-fine step: denoise every snippet, average each frame over its snippets.
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One refinement step over the snippets ``indices`` (all of a step's, or any part of them):
+    each snippet denoised one DDIM step from ``latents``, summed per frame.
+
+    The step's new latents are ``summed / count`` over all of its snippets; sums and counts
+    of disjoint parts of the snippets add up (the farm shards a step that way).
 
     Args:
         rgb_latents: `N 4 h w` (host or device).
         latents: `N 4 h w` float32 on the host, the depth latents before the step.
-        indices: `s n` frame indices of this step's snippets (every frame in at least one).
+        indices: `s n` frame indices of the snippets to denoise.
         timestep: this step's DDIM timestep.
-        snippets_per_batch: snippets per UNet call.
+        snippets_per_batch: snippets per UNet call (resolved).
         hooks: progress per snippet, cancel between batches.
 
     Returns:
-        `N 4 h w` float32 on the host, the latents after the step.
+        `(summed, count)`: `N 4 h w` float32 sums of the snippets' new latents per frame, and
+        `N` float32 counts of snippets per frame, on the host.
     """
     device, dtype = model.device, model.dtype
     num_frames, length = int(latents.shape[0]), int(indices.shape[1])
@@ -182,8 +201,38 @@ def refine_step(
             new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
             copier.submit(new, lambda host: summed.index_add_(0, frames, host))
 
-        run_in_batches(indices.shape[0], snippets_per_batch, work, device, hooks, "snippets")
-    return summed / count[:, None, None, None]
+        run_in_batches(
+            indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+            progress_offset=progress_offset, progress_total=progress_total,
+        )
+    return summed, count
+
+
+@torch.no_grad()
+def encode_depth_latents(model: DepthModel, normalized: Tensor, batch: ShrinkingBatch) -> Tensor:
+    """Latents of a depth video as the VAE sees it (a grey image, `latents.encode_depth`), for
+    refinement (SPEC §5.1).
+
+    Args:
+        normalized: `N H W` inverse depth in -1..1 (`normalize_depth` over the whole clip);
+            any range of a clip's frames.
+        batch: frames per VAE call (halved for good on out-of-memory).
+
+    Returns:
+        `N 4 h w` float32 on the host.
+    """
+    pin = model.device.type == "cuda"
+
+    def read(start: int, stop: int) -> Tensor:  # b H' W', padded
+        padded = pad_to_multiple(normalized[start:stop, None])[:, 0]
+        return padded.pin_memory() if pin and padded.device.type == "cpu" else padded
+
+    num_frames = int(normalized.shape[0])
+    height, width = (-(-int(s) // LATENT_FACTOR) for s in normalized.shape[-2:])
+    return encode_to_host(
+        model, num_frames, read, batch,
+        torch.empty((num_frames, 4, height, width), dtype=torch.float32), encode=encode_depth,
+    )
 
 
 @torch.no_grad()
@@ -231,16 +280,7 @@ def refine_depth(
     noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
     vae_batch = ShrinkingBatch(batches.vae)
     normalized = normalize_depth(depth)  # N H W in -1..1
-    pin = model.device.type == "cuda"
-
-    def read(start: int, stop: int) -> Tensor:  # b H' W', padded
-        padded = pad_to_multiple(normalized[start:stop, None])[:, 0]
-        return padded.pin_memory() if pin and padded.device.type == "cpu" else padded
-
-    depth_latents = encode_to_host(
-        model, encoded.num_frames, read, vae_batch,
-        torch.empty(encoded.latents.shape, dtype=torch.float32), encode=encode_depth,
-    )
+    depth_latents = encode_depth_latents(model, normalized, vae_batch)
     latents = refine_latents(
         model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
         snippet_length, cap_dilation, batches, hooks, on_step,
