@@ -46,7 +46,7 @@ _LAZY = {
     "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
     "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
     "Alignment": ".types", "DepthModel": ".types", "DepthVideo": ".types", "EncodedFrames": ".types",
-    "SnippetDepths": ".types", "SnippetPlan": ".types",
+    "RunBatches": ".types", "SnippetDepths": ".types", "SnippetPlan": ".types",
 }
 
 
@@ -84,8 +84,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
-    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan",
-    "coalign", "coalign_depth", "denoise_snippets", "detect_cuts", "encode_frames", "estimate_depth",
-    "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth",
-    "plan_snippets", "refine_depth",
+    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "RunBatches", "SnippetDepths",
+    "SnippetPlan", "coalign", "coalign_depth", "denoise_snippets", "detect_cuts", "encode_frames",
+    "estimate_depth", "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread",
+    "normalize_depth", "plan_snippets", "refine_depth",
 ]

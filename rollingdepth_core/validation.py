@@ -321,7 +321,7 @@ def check_run_memory(
         device, dtype: where and in what the model runs (a torch dtype).
         architecture: `memory_estimate.Architecture` of the checkpoint.
         snippets_per_batch, vae_batch_size: numbers, or "auto" (1 on a GPU, where automatic
-            batches grow into what is free; the fixed defaults 8 and 4 on a CPU).
+            batches grow into what is free; on a CPU the fixed defaults, `types.RunBatches()`).
         storage_dir: snippet depths on disk.
         restore_size: depth resized back to the input size.
         frames_in_memory: the frames are read up front at processing size (image folders).

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InvalidSettings
+from ..types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 from . import devices
 from .batch_sizes import ALLOCATOR_OVERHEAD, DECODER_ACTIVATIONS, ENCODER_ACTIVATIONS, UNET_ACTIVATIONS
 
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 GB = 1e9
 WARN_FRACTION = 0.8  # warn when a run needs more than this share of what is free
-CPU_SNIPPETS, CPU_VAE_FRAMES = 8, 4  # what "auto" batches are on a CPU (`batch_sizes`)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,9 @@ def estimate_run_memory(
     device = torch.device(device)
     snippets_per_batch, vae_batch_size = (
         b if isinstance(b, int) else (default if device.type == "cpu" else 1)
-        for b, default in ((snippets_per_batch, CPU_SNIPPETS), (vae_batch_size, CPU_VAE_FRAMES))
+        for b, default in (
+            (snippets_per_batch, DEFAULT_SNIPPETS_PER_BATCH), (vae_batch_size, DEFAULT_VAE_BATCH_SIZE)
+        )
     )
     height, width = size
     padded = _padded(size)
