@@ -39,6 +39,7 @@ _LAZY = {
     "CoalignSettings": ".coalign.problem",
     "DEFAULT_REPO_ID": ".model.checkpoint", "load_model": ".model.checkpoint",
     "make_noise": ".model.noise",
+    "detect_cuts": ".io.cuts",
     "DepthResult": ".pipeline", "estimate_depth": ".pipeline",
     "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
     "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
@@ -64,7 +65,7 @@ __all__ = [
     "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
     "NumericalError", "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan",
-    "coalign", "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
-    "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth", "plan_snippets",
-    "refine_depth",
+    "coalign", "coalign_depth", "denoise_snippets", "detect_cuts", "encode_frames", "estimate_depth",
+    "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth",
+    "plan_snippets", "refine_depth",
 ]
