@@ -22,7 +22,7 @@ from .coalign.methods import available_methods
 from .errors import InvalidSettings
 from .io.colormaps import COLORMAPS, is_colormap
 from .io.outputs import parse_kinds
-from .io.result_set import EXISTING_POLICIES
+from .io.result_set import EXISTING_POLICIES, check_writable_folder
 from .presets import PRESETS, Preset, parse_dilations
 from .runtime.batch_sizes import check_batch_size
 from .runtime.devices import check_device
@@ -105,6 +105,14 @@ def optional_path(value: object, setting: str, wording: Wording) -> object:
     return value
 
 
+def storage_folder(value: object, setting: str, wording: Wording) -> object:
+    """A check for None or a folder that can be created and written to (it is created)."""
+    optional_path(value, setting, wording)
+    if value is not None:
+        check_writable_folder(value, wording.name(setting))
+    return value
+
+
 def optional(check: Check) -> Check:
     """``check``, but None passes (meaning "the default")."""
     return lambda value, setting, wording: None if value is None else check(value, setting, wording)
@@ -163,7 +171,7 @@ SETTINGS: dict[str, Check] = {
     "snippets_per_batch": _batch,
     "vae_batch_size": _batch,
     "restore_size": flag,
-    "storage_dir": optional_path,
+    "storage_dir": storage_folder,
     "device": _device,
     "start_frame": whole_number(0),
     "frame_count": whole_number(0, note="0 reads to the end"),
