@@ -26,6 +26,7 @@ MODEL_FOLDER_NAME = "rollingdepth"  # models/rollingdepth/<checkpoint>/ (diffuse
 DEFAULT_MODEL_NAME = DEFAULT_REPO_ID.split("/")[-1]  # "rollingdepth-v1-0"
 FALLBACK_MODEL_FOLDERS: list[Path] = [Path("models") / MODEL_FOLDER_NAME]
 FALLBACK_OUTPUT_FOLDER = Path("output")
+FALLBACK_INPUT_FOLDER = Path("input")
 
 
 
@@ -159,6 +160,42 @@ def output_folder() -> Path:
     """ComfyUI's output folder (``FALLBACK_OUTPUT_FOLDER`` outside ComfyUI)."""
     fp = _folder_paths()
     return Path(fp.get_output_directory()) if fp is not None else FALLBACK_OUTPUT_FOLDER
+
+
+def input_folder() -> Path:
+    """ComfyUI's input folder (``FALLBACK_INPUT_FOLDER`` outside ComfyUI)."""
+    fp = _folder_paths()
+    return Path(fp.get_input_directory()) if fp is not None else FALLBACK_INPUT_FOLDER
+
+
+def video_input(video):
+    """``video`` (a duck-typed VIDEO such as `PlateVideo`) as a real ComfyUI `VideoInput`.
+
+    Inside ComfyUI the object is re-classed to also subclass `comfy_api.input.VideoInput`, whose
+    abstract `get_components` and `save_to` are provided here: components are the frames as an
+    IMAGE batch with the exact frame rate; saving encodes them like any frames-made VIDEO
+    (`VideoFromComponents`). Core nodes (Get Video Components, Save Video) then take it like
+    their own; our nodes read it lazily through ``frame_source()``. Outside ComfyUI the object
+    is returned as it is.
+    """
+    try:
+        from comfy_api.input import VideoInput
+        from comfy_api.input_impl import VideoFromComponents
+        from comfy_api.util import VideoComponents
+    except ImportError:
+        return video
+
+    class RollingDepthPlateVideo(type(video), VideoInput):
+        def get_components(self):
+            return VideoComponents(images=self.images(), audio=None, frame_rate=self.get_frame_rate())
+
+        def save_to(self, path, format=None, codec=None, metadata=None):  # noqa: A002 - ComfyUI's name
+            options = {k: v for k, v in (("format", format), ("codec", codec)) if v is not None}
+            return VideoFromComponents(self.get_components()).save_to(path, metadata=metadata, **options)
+
+    wrapped = RollingDepthPlateVideo.__new__(RollingDepthPlateVideo)
+    wrapped.__dict__.update(video.__dict__)
+    return wrapped
 
 
 # --- the model under ComfyUI's memory management ----------------------------------------

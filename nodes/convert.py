@@ -107,6 +107,18 @@ def check_frame_count(frames: Tensor | FrameSource, expected: int, what: str) ->
         )
 
 
+def plate_report(source) -> str:
+    """What a Load Plate Sequence node loaded: frames, sizes, aspect, rate, colour conversion."""
+    height, width = source.stored_size
+    rate = source.frame_rate
+    exact = f"{rate.numerator}/{rate.denominator}"
+    rate_text = f"{exact} ({float(rate):.3f})" if rate.denominator != 1 else str(rate)
+    return (
+        f"{source.sequence.describe()}\n{width}x{height} stored, pixel aspect {source.pixel_aspect:g}, "
+        f"{rate_text} fps\ncolour: {source.colour.description}"
+    )
+
+
 def alignment_report(alignment: Alignment, num_frames: int) -> str:
     """A short text about a co-alignment: method, objective, and the range of scales and shifts."""
     scales = torch.cat([s.flatten() for s in alignment.scales])

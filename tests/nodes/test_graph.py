@@ -52,7 +52,7 @@ def chain(pack_model, pack_images):
     (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, images=pack_images, plan=plan,
                       processing_resolution=RESOLUTION, seed=7, snippets_per_batch=3)
     snippet_copy = tuple(d.clone() for d in snippets.depths)
-    depth, report = run("RollingDepthCoalign", snippet_depths=snippets, **COALIGN)
+    depth, report, spread = run("RollingDepthCoalign", snippet_depths=snippets, **COALIGN)
     coaligned_copy = depth.inverse_depth.clone()
     (refined,) = run("RollingDepthRefine", model=pack_model, images=pack_images, depth=depth, **REFINE)
     refined_copy = refined.inverse_depth.clone()
@@ -65,7 +65,7 @@ def chain(pack_model, pack_images):
         "refined depth": torch.equal(refined.inverse_depth, refined_copy),
     }
     return dict(plan=plan, summary=summary, snippets=snippets, depth=depth, report=report,
-                refined=refined, preview=preview, unchanged=unchanged)
+                refined=refined, preview=preview, unchanged=unchanged, spread=spread)
 
 
 def test_stage_chain_matches_core(chain, pack_model, pack_images):
@@ -80,8 +80,10 @@ def test_stage_chain_matches_core(chain, pack_model, pack_images):
     for ours, theirs in zip(chain["snippets"].depths, snippets.depths, strict=True):
         torch.testing.assert_close(ours, theirs, **EXACT)
     settings = dataclasses.replace(CoalignSettings(), num_iterations=ITERATIONS)
-    depth, alignment = coalign_depth(snippets, "reference", settings)
+    depth, alignment = coalign_depth(snippets, "reference", settings, spread=True)
     torch.testing.assert_close(chain["depth"].inverse_depth, depth.inverse_depth, **EXACT)
+    torch.testing.assert_close(chain["spread"], depth.spread, **EXACT)  # Co-align's MASK output
+    assert chain["spread"].shape == (9, 40, 64) and float(chain["spread"].max()) > 0
     assert f"objective {alignment.objective:.5f}" in chain["report"]
     refine_args = {k: v for k, v in REFINE.items()}
     refined = refine_video(model, frames, depth, **refine_args)
@@ -117,7 +119,7 @@ def test_one_node_matches_core_and_stage_chain(pack_model, pack_images, monkeypa
     (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, images=pack_images, plan=plan,
                       processing_resolution=RESOLUTION, seed=3, snippets_per_batch=8)
     # the one-node pipeline uses the default co-alignment method (issue 5: "fast")
-    coaligned, _ = run("RollingDepthCoalign", snippet_depths=snippets,
+    coaligned, *_ = run("RollingDepthCoalign", snippet_depths=snippets,
                        **dict(COALIGN, method=DEFAULT_METHOD))
     (refined,) = run("RollingDepthRefine", model=pack_model, images=pack_images, depth=coaligned,
                      **dict(REFINE, seed=3, snippets_per_batch=8))
@@ -282,6 +284,6 @@ def test_chain_outputs_are_independent_of_the_cache(chain, pack_model, pack_imag
     """Running a node twice on the same cached inputs gives the same values (ComfyUI may re-run
     only part of a graph and hand the same cached objects to several consumers)."""
     snippets_before = copy.deepcopy(chain["snippets"].depths)
-    again, _ = run("RollingDepthCoalign", snippet_depths=chain["snippets"], **COALIGN)
+    again, *_ = run("RollingDepthCoalign", snippet_depths=chain["snippets"], **COALIGN)
     torch.testing.assert_close(again.inverse_depth, chain["depth"].inverse_depth, rtol=0, atol=0)
     assert all(torch.equal(a, b) for a, b in zip(chain["snippets"].depths, snippets_before, strict=True))
