@@ -15,6 +15,7 @@ import torch
 from einops import reduce
 from torch import Tensor
 
+from ..rollingdepth_core.conversion.converted import ConvertedDepth
 from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.io.colormaps import colorize_depth
 from ..rollingdepth_core.io.sources import ArraySource, FrameSource, video_input_source
@@ -77,12 +78,19 @@ def images_to_values(images: Tensor) -> Tensor:
 
 
 def depth_to_images(
-    depth: DepthVideo, colormap: str, invert: bool, low_percentile: float, high_percentile: float,
-    device: torch.device,
+    depth: DepthVideo | ConvertedDepth, colormap: str, invert: bool, low_percentile: float,
+    high_percentile: float, device: torch.device,
 ) -> Tensor:
-    """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip."""
-    check_depth(depth)
-    rgb = colorize_depth(depth.inverse_depth, colormap, invert=invert, low_percentile=low_percentile,
+    """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip.
+
+    Linear Z (a `ConvertedDepth` of kind "z") is flipped first, so that nearer is brighter
+    for every kind of depth; ``invert`` flips it again.
+    """
+    if isinstance(depth, ConvertedDepth):
+        values, invert = depth.values, invert != (depth.kind == "z")
+    else:
+        values = check_depth(depth).inverse_depth
+    rgb = colorize_depth(values, colormap, invert=invert, low_percentile=low_percentile,
                          high_percentile=high_percentile)
     return rgb.to(device, torch.float32)
 

@@ -11,6 +11,8 @@ from ..rollingdepth_core.io.export import DEPTH_FORMATS, output_location, save_d
 from ..rollingdepth_core.types import DepthVideo
 from . import comfy_bridge, convert
 
+ANY_DEPTH = "ROLLINGDEPTH_DEPTH,ROLLINGDEPTH_CONVERTED_DEPTH"  # either socket connects (ComfyUI unions)
+
 
 class RollingDepthDepthToImage:
     """Depth video -> IMAGE for previews, video export or other nodes (e.g. ControlNet)."""
@@ -28,13 +30,14 @@ class RollingDepthDepthToImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "depth": ("ROLLINGDEPTH_DEPTH", {"tooltip": "A depth video."}),
+            "depth": (ANY_DEPTH, {"tooltip": "A depth video, or converted depth (Convert Depth)."}),
             "colormap": (list(COLORMAPS), {
                 "default": "gray",
                 "tooltip": "gray, Spectral (the paper's figures) or a matplotlib-style map.",
             }),
             "invert": ("BOOLEAN", {
-                "default": False, "tooltip": "Off: nearer = brighter (inverse depth). On: nearer = darker.",
+                "default": False,
+                "tooltip": "Off: nearer = brighter (inverse depth and linear Z alike). On: nearer = darker.",
             }),
             "low_percentile": ("FLOAT", {
                 "default": 0.0, "min": 0.0, "max": 100.0, "step": 0.5,

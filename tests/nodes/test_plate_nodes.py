@@ -139,3 +139,17 @@ def test_video_input_outside_comfyui_is_the_object_itself(plate):
     video, _ = run("RollingDepthLoadPlateSequence", sequence="shots/plate.####.exr", **LOAD)
     assert comfy_bridge.video_input(video) is video
     assert "PlateVideo(" in repr(video) and np.isfinite(video.images().numpy()).all()
+
+
+def test_depth_to_image_shows_linear_z_nearer_brighter():
+    from rollingdepth_pack.rollingdepth_core.types import DepthVideo
+
+    inverse = torch.linspace(0.1, 1.0, 2 * 3 * 4).reshape(2, 3, 4)
+    z = ConvertedDepth(1 / inverse, "z", "m", {})
+    common = {"colormap": "gray", "low_percentile": 0.0, "high_percentile": 100.0}
+    (from_z,) = run("RollingDepthDepthToImage", depth=z, invert=False, **common)
+    (from_inverse,) = run("RollingDepthDepthToImage", depth=DepthVideo(inverse), invert=False, **common)
+    assert float(from_z[1, 2, 3, 0]) == 1.0 and float(from_z[0, 0, 0, 0]) == 0.0  # nearest pixel brightest
+    assert torch.argsort(from_z.flatten()).equal(torch.argsort(from_inverse.flatten()))
+    (flipped,) = run("RollingDepthDepthToImage", depth=z, invert=True, **common)
+    assert float(flipped[1, 2, 3, 0]) == 0.0
