@@ -154,3 +154,24 @@ def test_depth_to_image_shows_linear_z_nearer_brighter():
     assert torch.argsort(from_z.flatten(), stable=True).equal(order)
     (flipped,) = run("RollingDepthDepthToImage", depth=z, invert=True, **common)
     assert float(flipped[1, 2, 3, 0]) == 0.0
+
+
+def test_plate_video_saves_at_its_exact_rate(plate, tmp_path):
+    import io
+
+    import av
+
+    video, _ = run("RollingDepthLoadPlateSequence", sequence="shots/plate.####.exr",
+                   **{**LOAD, "frame_rate": 23.976})
+    path = tmp_path / "plate.mp4"
+    comfy_bridge.write_h264(path, video, metadata={"prompt": {"1": "x"}})
+    buffer = io.BytesIO()
+    comfy_bridge.write_h264(buffer, video)
+    for target in (str(path), io.BytesIO(buffer.getvalue())):
+        with av.open(target) as container:
+            stream = container.streams.video[0]
+            assert stream.average_rate == Fraction(24000, 1001)
+            assert (stream.width, stream.height) == (64, 40)
+            assert sum(1 for _ in container.decode(stream)) == COUNT
+    with av.open(str(path)) as container:
+        assert container.metadata.get("prompt") == '{"1": "x"}'
