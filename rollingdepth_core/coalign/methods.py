@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from ..errors import InvalidSettings
+from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..types import Alignment, DepthVideo, SnippetDepths
 from . import fast, reference, robust
@@ -48,7 +48,13 @@ def coalign(
     Returns:
         `Alignment` (scales and shifts per group, the subtracted offset, objective value).
     """
-    if method not in SOLVERS:
+    if not isinstance(snippets, SnippetDepths):
+        raise InvalidInput(
+            f"snippets must be SnippetDepths (from denoise_snippets); got {type(snippets).__name__}."
+        )
+    if not isinstance(settings, CoalignSettings):
+        raise InvalidSettings(f"settings must be a CoalignSettings; got {type(settings).__name__}.")
+    if not isinstance(method, str) or method not in SOLVERS:
         raise InvalidSettings(
             f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
         )

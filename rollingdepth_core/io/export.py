@@ -12,6 +12,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+from .result_set import ResultSet
 
 logger = logging.getLogger(__name__)
 
@@ -106,21 +107,18 @@ def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
         return np.asarray(pixels, dtype=np.float32)
 
 
-def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
+def save_video(path: str | Path, rgb, fps: float = 30.0) -> Path:
     """Write `N H W 3` RGB (0..1 float or uint8) as an H.264 (or MPEG-4) video.
 
-    Odd sizes are padded by one pixel (yuv420p needs even sides).
+    ``rgb`` may also be an iterable of `b H W 3` chunks (frames coloured a chunk at a time,
+    so a long clip never exists as one float array). Odd sizes are padded by one pixel
+    (yuv420p needs even sides).
     """
     import av
 
-    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
-    if frames.dtype != np.uint8:
-        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    chunks = iter([rgb]) if isinstance(rgb, (Tensor, np.ndarray)) else iter(rgb)
+    first = next(chunks, None)
+    frames = _video_frames(first)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
@@ -133,12 +131,30 @@ def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) ->
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "18"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
+        while frames is not None:
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            chunk = next(chunks, None)
+            frames = None if chunk is None else _video_frames(chunk, (stream.height, stream.width))
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _video_frames(rgb, size: tuple[int, int] | None = None) -> np.ndarray:
+    """`b H W 3` frames as uint8, padded to even sides (checked against ``size`` if given)."""
+    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
+    if frames.dtype != np.uint8:
+        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    if size is not None and frames.shape[1:3] != size:
+        raise InvalidInput(f"video frames change size: {frames.shape[1:3]} after {size}.")
+    return frames
 
 
 DEPTH_FORMATS = ("npz", "exr", "png16")
@@ -168,25 +184,16 @@ def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
     return target.parent, target.name
 
 
-def next_take(folder: Path, stem: str) -> int:
-    """1 + the highest take number ``stem_NNNNN...`` already in ``folder`` (1 when none)."""
-    if not folder.is_dir():
-        return 1
-    taken = [0]
-    for entry in folder.iterdir():
-        rest = entry.name[len(stem) + 1 :]
-        if entry.name.startswith(stem + "_") and rest[:5].isdigit():
-            taken.append(int(rest[:5]))
-    return max(taken) + 1
-
-
 def save_depth_files(
     root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
 ) -> list[Path]:
-    """Write a depth video in each of ``formats`` under ``root``, never overwriting.
+    """Write a depth video in each of ``formats`` under ``root`` as a new take, atomically.
 
-    Each call is one take `k` (the next free number): ``<prefix>_<k>.npz``, and folders
-    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame.
+    Each call is one take `k` (1 + the highest there): ``<prefix>_<k>.npz``, and folders
+    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame (and the
+    range JSON). The take is written under a temporary name and renamed into place when
+    complete (`result_set.ResultSet`): an error or a cancel leaves nothing behind, and no
+    earlier take is ever touched.
 
     Args:
         root: the folder everything must stay in (ComfyUI's output folder).
@@ -204,15 +211,23 @@ def save_depth_files(
         )
     array = _as_numpy_depth(depth)
     folder, stem = output_location(root, prefix)
-    take = f"{stem}_{next_take(folder, stem):05d}"
-    written: list[Path] = []
-    for kind in formats:
-        if kind == "npz":
-            written.append(save_npz(folder / f"{take}.npz", array))
-        elif kind == "exr":
-            written += save_exr(folder / f"{take}_exr", array, prefix=stem)
-        else:
-            written += save_png16(folder / f"{take}_png16", array, prefix=stem)
-            written.append(folder / f"{take}_png16" / f"{stem}_range.json")
+    entries = {"npz": "{stem}.npz", "exr": "{stem}_exr", "png16": "{stem}_png16"}
+    results = ResultSet.plan(
+        folder, stem, tuple(entries[kind] for kind in formats), existing="new_take",
+        patterns=tuple(entries.values()), take_prefix="{stem}_", take_digits=5, first_take_plain=False,
+    )
+    take = results.stem
+    staged: list[Path] = []
+    with results.write() as staging:
+        for kind in formats:
+            name = entries[kind].replace("{stem}", take)
+            if kind == "npz":
+                staged.append(save_npz(staging.path(name), array))
+            elif kind == "exr":
+                staged += save_exr(staging.path(name), array, prefix=stem)
+            else:
+                staged += save_png16(staging.path(name), array, prefix=stem)
+                staged.append(staging.path(name) / f"{stem}_range.json")
+    written = [folder / path.relative_to(staging.root) for path in staged]
     logger.info("Wrote %d file(s) for %s.", len(written), take)
     return written
