@@ -105,6 +105,11 @@ def check_depth(depth: object, name: str = "depth") -> DepthVideo:
     return depth
 
 
+def check_any_depth(depth: object, name: str = "depth") -> DepthVideo | ConvertedDepth:
+    """A depth video or converted depth (Convert Depth), else ``InvalidInput``."""
+    return depth if isinstance(depth, ConvertedDepth) else check_depth(depth, name)
+
+
 def check_frame_count(frames: Tensor | FrameSource, expected: int, what: str) -> None:
     """Raise ``InvalidInput`` when the frames (a batch or a source) and ``what`` disagree in length."""
     count = frames.num_frames if isinstance(frames, FrameSource) else int(frames.shape[0])

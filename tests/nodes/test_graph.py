@@ -30,6 +30,8 @@ RESOLUTION = 64
 ITERATIONS = 60
 COALIGN = {"method": "reference", "num_iterations": ITERATIONS, "learning_rate": 1e-3,
            "depth_term_weight": 1.0, "scale_reg_weight": 0.1, "shift_reg_weight": 10.0, "subsample": 10}
+SAVE_EXR = {"exr_channel": "depth.Z", "exr_pixel_type": "float", "exr_compression": "zip",
+            "save_spread": False}
 REFINE = {"num_steps": 2, "start_dilation": 3, "snippet_length": 3, "cap_dilation": True,
           "processing_resolution": 0, "seed": 7, "snippets_per_batch": 4}
 
@@ -197,23 +199,24 @@ def test_load_model_node(pack_folders):
 def test_save_depth_node_stays_in_output(chain, pack_folders, tmp_path):
     depth = chain["depth"]
     out = NODES["RollingDepthSaveDepth"]().execute(
-        depth=depth, filename_prefix="clips/take", save_exr=True, save_png16=False, save_npz=True
+        depth=depth, filename_prefix="clips/take", save_exr=True, save_png16=False, save_npz=True,
+        **SAVE_EXR,
     )
     listing = out["result"][0].splitlines()
     assert listing[0] == "clips/take_00001.npz"
-    assert listing[1:] == [f"clips/take_00001_exr/take_{i:05d}.exr" for i in range(9)]
-    frame = read_exr(pack_folders["output"] / listing[4])
+    assert listing[1:] == [f"clips/take_00001_exr/take.depth.{i:04d}.exr" for i in range(9)]
+    frame = read_exr(pack_folders["output"] / listing[4], "depth.Z")
     torch.testing.assert_close(torch.from_numpy(frame), depth.inverse_depth[3], rtol=0, atol=0)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for prefix in ("../escape", "/tmp/escape", "clips/../../escape"):
         assert "outside the output folder" in NODES["RollingDepthSaveDepth"].VALIDATE_INPUTS(prefix)
         with pytest.raises(InvalidSettings, match="outside the output folder"):
             run("RollingDepthSaveDepth", depth=depth, filename_prefix=prefix, save_exr=True,
-                save_png16=True, save_npz=True)
+                save_png16=True, save_npz=True, **SAVE_EXR)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     with pytest.raises(InvalidSettings, match="Nothing to save"):
         run("RollingDepthSaveDepth", depth=depth, filename_prefix="x", save_exr=False, save_png16=False,
-            save_npz=False)
+            save_npz=False, **SAVE_EXR)
 
 
 def test_image_to_depth_round_trip_and_refine(chain, pack_model, pack_images):
