@@ -175,3 +175,37 @@ def test_plate_video_saves_at_its_exact_rate(plate, tmp_path):
             assert sum(1 for _ in container.decode(stream)) == COUNT
     with av.open(str(path)) as container:
         assert container.metadata.get("prompt") == '{"1": "x"}'
+
+
+def test_save_depth_writes_linear_z_with_the_plates_numbers(plate, pack_model, pack_folders):
+    import OpenImageIO as oiio
+    from rollingdepth_pack.rollingdepth_core.io.exr import read_exr_channel
+
+    video, _ = run("RollingDepthLoadPlateSequence", sequence="shots/plate.####.exr", **LOAD)
+    plan, _ = run("RollingDepthSampleSnippets", dilations="1,3", snippet_length=3, cap_dilation=True,
+                  num_frames=0, video=video)
+    (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, video=video, plan=plan,
+                      processing_resolution=32, seed=3, snippets_per_batch=4)
+    depth, *_ = run("RollingDepthCoalign", snippet_depths=snippets, method="fast", num_iterations=2000,
+                    learning_rate=1e-3, depth_term_weight=1.0, scale_reg_weight=0.1, shift_reg_weight=10.0,
+                    subsample=10)
+    z, _ = run("RollingDepthConvertDepth", depth=depth, **CONVERT)
+    (listing,) = run("RollingDepthSaveDepth", depth=z, filename_prefix="shot/plate_z", save_exr=True,
+                     save_png16=False, save_npz=True, exr_channel="Z", exr_pixel_type="half",
+                     exr_compression="piz", save_spread=True)
+    lines = listing.splitlines()
+    assert lines[0] == "shot/plate_z_00001.npz"
+    assert lines[1:] == [f"shot/plate_z_00001_exr/plate_z.depth.{n}.exr" for n in range(1001, 1008)]
+    path = pack_folders["output"] / lines[3]
+    spec = oiio.ImageInput.open(str(path)).spec()
+    assert spec.channelnames == ("Z", "spread") and str(spec.format) == "half"
+    assert spec.get_string_attribute("compression") == "piz" and (spec.width, spec.height) == (64, 40)
+    assert spec.get_string_attribute("rollingdepth:units") == "m"
+    np.testing.assert_allclose(read_exr_channel(path, "Z"), z.values[2].numpy(), rtol=1e-3)
+    np.testing.assert_allclose(read_exr_channel(path, "spread"), z.spread[2].numpy(), rtol=1e-3, atol=1e-4)
+    with np.load(pack_folders["output"] / lines[0]) as data:
+        assert list(data["frame_numbers"]) == list(range(1001, 1008)) and data["z"].shape == (7, 40, 64)
+    with pytest.raises(InvalidInput, match="no spread"):
+        run("RollingDepthSaveDepth", depth=ConvertedDepth(z.values, "z", "m", {}),
+            filename_prefix="shot/none", save_exr=True, save_png16=False, save_npz=False, exr_channel="Z",
+            exr_pixel_type="half", exr_compression="zip", save_spread=True)
