@@ -125,7 +125,7 @@ class DepthMapFiles:
         import numpy as np
 
         if self._paths is None:
-            return torch.from_numpy(np.asarray(self._array[index], dtype=np.float32))
+            return torch.from_numpy(np.array(self._array[index], dtype=np.float32))  # a copy: one map
         values = self._read(self._paths[index], self.channel)
         if values.shape != self.shape[1:]:
             raise InvalidInput(f"{self._paths[index]} is {values.shape[::-1]}, unlike the first map.")
