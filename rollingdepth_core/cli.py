@@ -851,6 +851,7 @@ def run(args: argparse.Namespace) -> list[ClipOutputs]:
         resolve_dtype(command.dtype, command.device, warn=False),
         architecture_from_folder(args.model), args.snippets_per_batch, args.vae_batch_size,
         args.storage_dir, restore_resolution(args, opened), frames_in_memory=False, wording=CLI_WORDING,
+        spread=command.options.exr.spread_channel is not None,
     )
     model = load_model(args.model, device=command.device, dtype=command.dtype, local_dir=args.model_dir,
                        allow_download=not args.offline, show_progress=show, wording=CLI_WORDING)

@@ -104,7 +104,7 @@ def estimate_depth(
     source = as_source(frames)
     settings, plan = check_run(
         model, source, settings, seed, coalign_method, coalign_settings, snippets_per_batch,
-        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording,
+        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording, spread,
     )
     timings: dict[str, float] = {}
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))

@@ -288,6 +288,7 @@ def check_run(
     hooks_for,
     noise=None,
     wording: Wording = API,
+    spread: bool = False,
 ):
     """Everything `estimate_depth` is given, checked before it encodes a single frame.
 
@@ -318,6 +319,7 @@ def check_run(
     check_settings({
         "seed": seed, "coalign_method": coalign_method, "snippets_per_batch": snippets_per_batch,
         "vae_batch_size": vae_batch_size, "restore_size": restore_size, "storage_dir": storage_dir,
+        "spread": spread,
     }, wording)
     if not isinstance(coalign_settings, CoalignSettings):
         raise InvalidSettings(
@@ -336,7 +338,7 @@ def check_run(
     check_run_memory(
         settings, source.num_frames, source.input_size, model.device, model.dtype, architecture_of(model),
         snippets_per_batch, vae_batch_size, storage_dir, restore_size, weights_loaded=True, plan=plan,
-        wording=wording,
+        wording=wording, spread=spread,
     )
     return settings, plan
 
@@ -356,6 +358,7 @@ def check_run_memory(
     weights_loaded: bool = False,
     plan=None,
     wording: Wording = API,
+    spread: bool = False,
 ) -> None:
     """Refuse a run that cannot fit in free host or device memory (`memory_estimate`).
 
@@ -374,6 +377,7 @@ def check_run_memory(
         weights_loaded: the weights are on the device already.
         plan: the clip's `SnippetPlan` (made here when None).
         wording: how the message names the settings.
+        spread: the run keeps the spread of the predictions too.
 
     Raises:
         InvalidSettings: with the estimate, its largest parts and the free memory.
@@ -397,7 +401,7 @@ def check_run_memory(
         num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,
         input_size, snippets_on_disk=storage_dir is not None, frames_in_memory=frames_in_memory,
         restore_size=restore_size, weights_loaded=weights_loaded, snippets_per_batch=batches[0],
-        vae_batch_size=batches[1], snippet_length=plan.snippet_length,
+        vae_batch_size=batches[1], snippet_length=plan.snippet_length, spread=spread,
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",

@@ -120,6 +120,7 @@ def estimate_run_memory(
     snippets_per_batch: int = 1,
     vae_batch_size: int = 1,
     snippet_length: int = 3,
+    spread: bool = False,
 ) -> MemoryEstimate:
     """Peak host and device memory of a run.
 
@@ -137,6 +138,7 @@ def estimate_run_memory(
         weights_loaded: the weights are already on ``device`` (their bytes are in use already).
         snippets_per_batch, vae_batch_size: the batches (on a GPU, automatic batches start
             from 1 and grow into what is free, so 1 is the floor that must fit).
+        spread: the spread of the predictions is kept too (one more video of each size).
     """
     device = torch.device(device)
     height, width = size
@@ -154,6 +156,8 @@ def estimate_run_memory(
         host["frames read up front"] = num_frames * 3 * pixels * 4
     if restore_size and input_size is not None:
         host["depth at input size"] = num_frames * input_size[0] * input_size[1] * 4
+    if spread:
+        host["spread"] = num_frames * pixels * 4 + host.get("depth at input size", 0)
     unet = UNET_ACTIVATIONS * architecture.unet_channels * latent[0] * latent[1] * snippet_length
     unet *= snippets_per_batch
     vae = max(DECODER_ACTIVATIONS, ENCODER_ACTIVATIONS) * architecture.vae_channels * padded[0] * padded[1]
