@@ -39,6 +39,7 @@ _LAZY = {
     "CoalignSettings": ".coalign.problem",
     "DEFAULT_REPO_ID": ".model.checkpoint", "load_model": ".model.checkpoint",
     "make_noise": ".model.noise",
+    "detect_cuts": ".io.cuts",
     "DepthResult": ".pipeline", "estimate_depth": ".pipeline",
     "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
     "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
@@ -69,7 +70,7 @@ __all__ = [
     "ConvertedDepth", "DepthConversion", "DepthModel", "DepthResult", "DepthVideo", "EncodedFrames",
     "ExrOptions", "Hooks", "ImageSequenceSource", "InvalidInput", "InvalidSettings", "NumericalError",
     "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan", "coalign",
-    "coalign_depth", "convert_clip", "convert_depth", "denoise_snippets", "encode_frames",
+    "coalign_depth", "convert_clip", "convert_depth", "denoise_snippets", "detect_cuts", "encode_frames",
     "estimate_depth", "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread",
     "normalize_depth", "plan_snippets", "refine_depth", "write_depth_sequence",
 ]

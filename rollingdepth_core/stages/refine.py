@@ -11,7 +11,7 @@ from torch import Tensor
 from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
-from ..io.frames import check_finite, pad_to_multiple
+from ..io.frames import LATENT_FACTOR, check_finite, pad_to_multiple
 from ..model.noise import check_noise
 from ..model.vae_batches import decode_depth_to_host, encode_to_host
 from ..runtime import batch_sizes as autobatch
@@ -35,6 +35,23 @@ def refine_timesteps(scheduler, num_steps: int) -> list[int]:
         )
     scheduler.set_timesteps(total)
     return [int(t) for t in scheduler.timesteps[num_steps:]]
+
+
+def refine_schedule(
+    scheduler, num_frames: int, num_steps: int, start_dilation: int = 6, snippet_length: int = 3,
+    cap_dilation: bool = True,
+) -> tuple[list[int], list[Tensor]]:
+    """Each refinement step's timestep and snippets, coarse to fine (SPEC §5.4).
+
+    Returns:
+        `(timesteps, plans)`: K timesteps and K `s n` frame-index tensors (stride 1, the
+        step's dilation).
+    """
+    timesteps = refine_timesteps(scheduler, num_steps)
+    length = effective_snippet_length(num_frames, snippet_length)
+    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
+    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
+    return timesteps, [snippet_indices(num_frames, length, d) for d in dilations]
 
 
 @torch.no_grad()
@@ -75,53 +92,138 @@ def refine_latents(
     """
     if num_steps < 1:
         raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
-    num_frames = int(rgb_latents.shape[0])
-    device, dtype = model.device, model.dtype
     scheduler = model.make_scheduler()
-    timesteps = refine_timesteps(scheduler, num_steps)
-    length = effective_snippet_length(num_frames, snippet_length)
-    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
-    plans = [snippet_indices(num_frames, length, d) for d in dilations]
-    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
-
+    timesteps, plans = refine_schedule(
+        scheduler, int(rgb_latents.shape[0]), num_steps, start_dilation, snippet_length, cap_dilation
+    )
+    length = int(plans[0].shape[1])
     snippets_per_batch = autobatch.snippet_batch_size(
         model, tuple(rgb_latents.shape[-2:]), length, snippets_per_batch
     )
-    noise = noise.to(device, dtype)
-    start_timestep = torch.tensor(timesteps[0])
-    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
-    with HostCopier(device) as copier:  # elementwise, so batching it changes nothing
-
-        def add_noise(start: int, stop: int) -> None:
-            noisy = scheduler.add_noise(
-                depth_latents[start:stop].to(device, dtype),
-                noise.expand(stop - start, -1, -1, -1), start_timestep,
-            ).float()
-            copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
-
-        run_in_batches(num_frames, snippets_per_batch * length, add_noise, device)
+    latents = add_refine_noise(
+        model, scheduler, depth_latents, noise, timesteps[0], snippets_per_batch * length
+    )
     total, done = sum(p.shape[0] for p in plans), 0
     for timestep, indices in zip(timesteps, plans, strict=False):
-        old = latents
-        summed = torch.zeros_like(old)
-        count = torch.bincount(indices.flatten(), minlength=num_frames).float()
-        with HostCopier(device) as copier:
-
-            def work(start: int, stop: int, indices=indices, old=old, summed=summed,
-                     timestep=timestep, copier=copier) -> None:
-                frames = indices[start:stop].flatten()  # (b n)
-                rgb = rgb_latents[frames].to(device, dtype)
-                current = old[frames].to(device, dtype)
-                new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
-                copier.submit(new, lambda host: summed.index_add_(0, frames, host))
-
-            run_in_batches(
-                indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
-                progress_offset=done, progress_total=total,
-            )
+        summed, count = refine_step_sums(
+            model, scheduler, rgb_latents, latents, indices, timestep, snippets_per_batch, hooks,
+            progress_offset=done, progress_total=total,
+        )
         done += indices.shape[0]
         latents = summed / count[:, None, None, None]
     return latents
+
+
+@torch.no_grad()
+def add_refine_noise(
+    model: DepthModel,
+    scheduler,
+    depth_latents: Tensor,
+    noise: Tensor,
+    timestep: int,
+    batch_frames: int,
+) -> Tensor:
+    """Depth latents noised to ``timestep`` with the shared noise (SPEC §5.3), on the host.
+
+    Args:
+        depth_latents: `N 4 h w` (host or device); any range of a clip's frames.
+        noise: `1 4 h w`, the same for every frame.
+        timestep: the first refinement timestep.
+        batch_frames: frames per batch on the device (elementwise: batching changes nothing).
+
+    Returns:
+        `N 4 h w` float32 on the host.
+    """
+    device, dtype = model.device, model.dtype
+    noise = noise.to(device, dtype)
+    at = torch.tensor(timestep)
+    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
+    with HostCopier(device) as copier:
+
+        def work(start: int, stop: int) -> None:
+            noisy = scheduler.add_noise(
+                depth_latents[start:stop].to(device, dtype), noise.expand(stop - start, -1, -1, -1), at,
+            ).float()
+            copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
+
+        run_in_batches(int(depth_latents.shape[0]), batch_frames, work, device)
+    return latents
+
+
+@torch.no_grad()
+def refine_step_sums(
+    model: DepthModel,
+    scheduler,
+    rgb_latents: Tensor,
+    latents: Tensor,
+    indices: Tensor,
+    timestep: int,
+    snippets_per_batch: int,
+    hooks: Hooks = NO_HOOKS,
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One refinement step over the snippets ``indices`` (all of a step's, or any part of them):
+    each snippet denoised one DDIM step from ``latents``, summed per frame.
+
+    The step's new latents are ``summed / count`` over all of its snippets; sums and counts
+    of disjoint parts of the snippets add up (the farm shards a step that way).
+
+    Args:
+        rgb_latents: `N 4 h w` (host or device).
+        latents: `N 4 h w` float32 on the host, the depth latents before the step.
+        indices: `s n` frame indices of the snippets to denoise.
+        timestep: this step's DDIM timestep.
+        snippets_per_batch: snippets per UNet call (resolved).
+        hooks: progress per snippet, cancel between batches.
+
+    Returns:
+        `(summed, count)`: `N 4 h w` float32 sums of the snippets' new latents per frame, and
+        `N` float32 counts of snippets per frame, on the host.
+    """
+    device, dtype = model.device, model.dtype
+    num_frames, length = int(latents.shape[0]), int(indices.shape[1])
+    summed = torch.zeros_like(latents)
+    count = torch.bincount(indices.flatten(), minlength=num_frames).float()
+    with HostCopier(device) as copier:
+
+        def work(start: int, stop: int) -> None:
+            frames = indices[start:stop].flatten()  # (b n)
+            rgb = rgb_latents[frames].to(device, dtype)
+            current = latents[frames].to(device, dtype)
+            new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
+            copier.submit(new, lambda host: summed.index_add_(0, frames, host))
+
+        run_in_batches(
+            indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+            progress_offset=progress_offset, progress_total=progress_total,
+        )
+    return summed, count
+
+
+@torch.no_grad()
+def encode_depth_latents(model: DepthModel, normalized: Tensor, vae_batch: int) -> Tensor:
+    """Latents of a depth video as the VAE sees it (a grey image), for refinement (SPEC §5.1).
+
+    Args:
+        normalized: `N H W` inverse depth in -1..1 (`normalize_depth` over the whole clip);
+            any range of a clip's frames.
+        vae_batch: frames per VAE call (resolved).
+
+    Returns:
+        `N 4 h w` float32 on the host.
+    """
+    pin = model.device.type == "cuda"
+
+    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
+        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
+        return images.pin_memory() if pin and images.device.type == "cpu" else images
+
+    height, width = (-(-int(s) // LATENT_FACTOR) for s in normalized.shape[-2:])
+    return encode_to_host(
+        model, int(normalized.shape[0]), read, vae_batch,
+        torch.empty((int(normalized.shape[0]), 4, height, width), dtype=torch.float32),
+    )
 
 
 @torch.no_grad()
@@ -168,16 +270,7 @@ def refine_depth(
     noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
     vae_batch = autobatch.vae_batch_size(model, encoded.padded_size, vae_batch_size)
     normalized = normalize_depth(depth)  # N H W in -1..1
-    pin = model.device.type == "cuda"
-
-    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
-        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
-        return images.pin_memory() if pin and images.device.type == "cpu" else images
-
-    depth_latents = encode_to_host(
-        model, encoded.num_frames, read, vae_batch,
-        torch.empty(encoded.latents.shape, dtype=torch.float32),
-    )
+    depth_latents = encode_depth_latents(model, normalized, vae_batch)
     latents = refine_latents(
         model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
         snippet_length, cap_dilation, snippets_per_batch, hooks,
