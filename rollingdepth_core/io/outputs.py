@@ -20,6 +20,7 @@ that must write "what the command line writes" (the farm, scripts) uses `plan_ou
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,7 @@ def check_output_options(options: OutputOptions) -> OutputOptions:
         raise InvalidSettings(
             f"Unknown colour map(s) {bad or list(options.colormaps)}. Choose from {', '.join(COLORMAPS)}."
         )
-    if options.fps is not None and not (isinstance(options.fps, (int, float)) and options.fps > 0):
+    if options.fps is not None and not (isinstance(options.fps, numbers.Real) and options.fps > 0):
         raise InvalidSettings(f"The preview frame rate must be > 0; got {options.fps!r}.")
     options.exr.check()
     return options

@@ -248,9 +248,7 @@ class ColourConvertedSource:
     def clip(self):
         import dataclasses
 
-        from .sources import clip_info
-
-        clip = clip_info(self.source)
+        clip = getattr(self.source, "clip", None)
         return None if clip is None else dataclasses.replace(clip, colour=self.colour.description)
 
     def read(self, start: int, stop: int, size: tuple[int, int] | None = None) -> Tensor:
