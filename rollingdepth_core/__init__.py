@@ -15,6 +15,8 @@ This package never imports ComfyUI.
 """
 
 import importlib
+import sys
+import types
 
 from .errors import (
     CheckpointError,
@@ -50,6 +52,24 @@ _LAZY = {
     "ConvertedDepth": ".conversion.converted", "DepthConversion": ".conversion.convert",
     "convert_clip": ".conversion.convert", "convert_depth": ".conversion.convert",
 }
+
+
+class _Package(types.ModuleType):
+    """This package, keeping the function `coalign` where Python would bind the subpackage.
+
+    Importing a submodule binds it as an attribute of its parent. `coalign` is both a
+    public function and a subpackage (`rollingdepth_core.coalign`); loaded eagerly, the
+    function was bound last. Loaded lazily, the subpackage would win, so that binding is
+    skipped and `__getattr__` gives the function (the subpackage stays in sys.modules).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

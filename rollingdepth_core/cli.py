@@ -143,7 +143,7 @@ class OptionalFlag(argparse.Action):
             setattr(namespace, self.dest, flag_value(values))
         except argparse.ArgumentTypeError:
             setattr(namespace, self.dest, True)
-            namespace.stray_words = [*getattr(namespace, "stray_words", []), values]
+            namespace.flag_words = [*getattr(namespace, "flag_words", []), (option_string, values)]
 
 
 def frame_rate_option(text: str):
@@ -347,7 +347,8 @@ def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
             snippet lengths.
     """
     args = argparse.Namespace(**vars(args))
-    stray = list(getattr(args, "stray_words", []))
+    flag_words = list(getattr(args, "flag_words", []))
+    stray = [word for _, word in flag_words]
     args.dilations = _take_trailing(args.dilations, _is_number, stray)
     args.snippet_length = _take_trailing(args.snippet_length, _is_number, stray)
     args.colormap = _take_trailing(
@@ -356,6 +357,9 @@ def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
     )
     if hasattr(args, "input_option"):  # the single-clip command (the farm has its own inputs)
         given = [p for p in (args.input, args.input_option) if p is not None] + [Path(w) for w in stray]
+        if len(given) > 1 and flag_words and not Path(flag_words[0][1]).exists():
+            option, word = flag_words[0]
+            raise InvalidSettings(f"{option}: expected true or false; got {word!r}.")
         if len(given) > 1:
             raise InvalidSettings(f"More than one input given ({', '.join(map(str, given))}); give one.")
         if not given:
@@ -892,7 +896,10 @@ def main(argv: list[str] | None = None) -> int:
     line; earlier results untouched, no partial files).
     """
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version, or a one-line usage error
+            return done.code if isinstance(done.code, int) else USAGE_ERROR
         setup_logging(args)
         run(args)
     except RollingDepthError as error:

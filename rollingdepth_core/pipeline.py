@@ -12,7 +12,7 @@ from torch import Tensor
 from .coalign.merge import spread_in_units_of
 from .coalign.methods import coalign_depth
 from .coalign.problem import CoalignSettings
-from .hooks import NO_HOOKS, Hooks
+from .hooks import NO_HOOKS, Hooks, weighted_stage_hooks
 from .io.frames import resize_depth
 from .io.sources import FrameSource, as_source
 from .model.noise import check_noise, make_noise
@@ -21,7 +21,7 @@ from .runtime.batch_sizes import BatchSize, resolve_run_batches
 from .stages.denoise import denoise_snippets
 from .stages.encode import encode_frames
 from .stages.refine import refine_depth
-from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
+from .types import Alignment, DepthModel, DepthVideo, SnippetDepths, SnippetPlan
 from .validation import check_run
 from .wording import API, Wording
 
@@ -30,8 +30,33 @@ logger = logging.getLogger(__name__)
 STAGES = ("encode", "denoise", "coalign", "refine")
 
 
+# Relative cost of the work per frame at one size (FLOPs of the published architecture,
+# `bench.flops`): VAE encoder, UNet per snippet frame, VAE decoder.
+ENCODE_COST, UNET_FRAME_COST, DECODE_COST = 38.1, 28.5, 87.2
+COALIGN_SHARE = 0.02  # co-alignment and merge, a small fraction of encoding + denoising
+
+
 def _no_stage_hooks(stage: str) -> Hooks:
     return NO_HOOKS
+
+
+def stage_costs(plan: SnippetPlan, settings: Preset) -> dict[str, float]:
+    """Relative cost of each stage of a run, in the order they run (for one weighted progress).
+
+    Encoding is a VAE encoder pass per frame; denoising a UNet pass and a VAE decode per
+    snippet frame; refinement a UNet pass per snippet frame and step (one stride-1 snippet
+    per frame) plus encoding the depth and decoding the result.
+    """
+    frames = plan.num_frames
+    encode = frames * ENCODE_COST
+    denoise = plan.num_snippets * plan.snippet_length * (UNET_FRAME_COST + DECODE_COST)
+    costs = {"encode": encode, "denoise": denoise, "coalign": COALIGN_SHARE * (encode + denoise)}
+    if settings.refine_steps > 0:
+        length = min(settings.refine_snippet_length, frames)
+        costs["refine"] = frames * (
+            ENCODE_COST + DECODE_COST + settings.refine_steps * length * UNET_FRAME_COST
+        )
+    return costs
 
 
 @dataclass(frozen=True)
@@ -64,7 +89,7 @@ def estimate_depth(
     snippets_per_batch: BatchSize = 8,
     vae_batch_size: BatchSize = 4,
     restore_size: bool = False,
-    hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
+    hooks_for: Callable[[str], Hooks] | Hooks = _no_stage_hooks,
     storage_dir: str | None = None,
     spread: bool = False,
     wording: Wording = API,
@@ -86,7 +111,9 @@ def estimate_depth(
         snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch` (free memory).
         vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
         restore_size: return depth at the input size instead of the processing size.
-        hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
+        hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES` (one
+            progress per stage); or one `Hooks`: a single progress over the whole run,
+            each stage weighted by its cost (`stage_costs`).
         storage_dir: keep snippet depths in memory-mapped temporary files in this folder
             (flat host memory on very long clips).
         spread: also give every pixel's spread (``result.depth.spread``, `N H W`): the
@@ -106,6 +133,8 @@ def estimate_depth(
         model, source, settings, seed, coalign_method, coalign_settings, snippets_per_batch,
         vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording, spread,
     )
+    if isinstance(hooks_for, Hooks):  # one progress for the whole run
+        hooks_for = weighted_stage_hooks(hooks_for, stage_costs(plan, settings))
     timings: dict[str, float] = {}
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
 

@@ -113,6 +113,11 @@ class SnippetPlan:
             lines.append(
                 f"  dilation {g.dilation}{capped}: {g.num_snippets} snippets: {first}{more}"
             )
+        if self.num_frames == 1:
+            lines.append(
+                "  note: one frame only (a still image?): video depth of one frame is "
+                "single-image depth."
+            )
         return "\n".join(lines)
 
 

@@ -326,8 +326,12 @@ def check_run(
             f"{wording.name('coalign_settings')} must be a CoalignSettings; "
             f"got {type(coalign_settings).__name__}."
         )
-    if not callable(hooks_for):
-        raise InvalidSettings(f"hooks_for must be a function stage -> Hooks; got {type(hooks_for).__name__}.")
+    from .hooks import Hooks
+
+    if not (callable(hooks_for) or isinstance(hooks_for, Hooks)):
+        raise InvalidSettings(
+            f"hooks_for must be a function stage -> Hooks, or one Hooks; got {type(hooks_for).__name__}."
+        )
     size = processing_size(*source.input_size, settings.processing_resolution)
     pad = padding_for(size)
     if noise is not None:
@@ -405,6 +409,6 @@ def check_run_memory(
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",
-        f"Lower {wording.name('processing_resolution')}, process fewer frames, or keep snippet "
-        f"depths on disk ({wording.name('storage_dir')}).",
+        f"Lower {wording.name('processing_resolution')} or {wording.name('snippets_per_batch')}, "
+        f"process fewer frames, or keep snippet depths on disk ({wording.name('storage_dir')}).",
     )

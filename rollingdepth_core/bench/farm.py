@@ -16,6 +16,7 @@ Needs the farm extra (Ray). Runs on a CPU with the tiny test checkpoint by defau
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -155,7 +156,8 @@ def full_model_flops(size: tuple[int, int]) -> dict:
 
 
 def shard_bytes_per_frame(
-    preset: str, size: tuple[int, int], workers: int, num_frames: int = 1000, store_bytes: int | None = None
+    preset: str, size: tuple[int, int], workers: int, num_frames: int = 1000, store_bytes: int | None = None,
+    refine_steps: int | None = None,
 ) -> dict:
     """Bytes per frame a sharded shot moves through the driver, by arithmetic (what `farm.shard`
     sends): gathered = RGB latents + snippet depths + the refinement's starting latents, per-step
@@ -166,6 +168,8 @@ def shard_bytes_per_frame(
     from ..stages.snippets import plan_snippets
 
     p = PRESETS[preset]
+    if refine_steps is not None:
+        p = dataclasses.replace(p, refine_steps=refine_steps)
     height, width = size
     latent = 4 * 4 * -(-height // 8) * -(-width // 8)  # float32 `4 h w`
     plan = plan_snippets(num_frames, p.dilations, p.snippet_length, p.cap_dilation)

@@ -203,6 +203,9 @@ def run_sharded(
                     write_outputs(folder, shot.name, depth, options.kinds, options.colormaps,
                                   options.fps or result.fps, shot.first_frame or 0, shot.frame_prefix)
                     commit_shot(folder, claim, out_dir, shot.name, overwrite)
+                    kib = 1024 * max(len(result.depth), 1)
+                    progress.line(f"{shot.name}: the driver gathered {result.gathered_bytes / kib:.1f} KiB "
+                                  f"and sent {result.sent_bytes / kib:.1f} KiB per frame")
                     done = ShotResult(shot.name, "done", None, len(depth), time.perf_counter() - tic, label)
                     record = _record(ShotJob(shot, digest, attempt, folder, claim), done, "done")
                 except RayActorError as error:

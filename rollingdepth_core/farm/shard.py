@@ -48,7 +48,8 @@ class ShardedDepth:
         fps: its frame rate.
         timings: seconds per stage (``coalign`` is the driver's share).
         gathered_bytes: bytes the workers sent back to the driver (or wrote to ``storage_dir``).
-        sent_bytes: bytes the driver put into the object store for the workers.
+        sent_bytes: bytes the workers take from the driver (what the driver puts once for all
+            workers counts once per worker: on a cluster each pulls its own copy).
     """
 
     depth: Tensor
@@ -125,7 +126,7 @@ def estimate_depth_sharded(
 
     tic = time.perf_counter()
     encoded_ref = ray.put(encoded)
-    sent += _nbytes(latents)
+    sent += len(workers) * _nbytes(latents)  # each worker on another node pulls its own copy
     snippet_parts = split_snippets(plan, len(workers))
     stores = None
     if storage_dir is not None:
@@ -170,7 +171,7 @@ def estimate_depth_sharded(
         gathered += _nbytes(current)
         for timestep, indices in zip(timesteps, step_plans, strict=True):
             current_ref = ray.put(current)
-            sent += _nbytes(current)
+            sent += len(workers) * _nbytes(current)
             ranges = split_range(int(indices.shape[0]), len(workers))
             partial = ray.get([
                 w.refine_step.remote(encoded_ref, current_ref, indices[a:b], timestep,

@@ -7,6 +7,7 @@ One Ray instance for the module (starting one takes ~10 s)."""
 import dataclasses
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 import ray
 
 from rollingdepth_core import PRESETS, estimate_depth
+from rollingdepth_core.bench.farm import shard_bytes_per_frame
 from rollingdepth_core.cli import main as clip_main
 from rollingdepth_core.evaluation.edited_clips import edited_clip
 from rollingdepth_core.farm.cli import main as farm_main
@@ -147,7 +149,8 @@ def single_process_depth(show, tiny_model):
 
 
 @pytest.mark.parametrize("through", ["object store", "storage dir"])
-def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_process_depth, through, tmp_path):
+def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_process_depth, through, tmp_path,
+                                              capsys):
     root, _, _ = show
     extra = ["--storage-dir", str(tmp_path / "shared")] if through == "storage dir" else []
     out = tmp_path / "out"
@@ -160,7 +163,16 @@ def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_proce
     with np.load(out / "a" / "a_depth.npz") as data:
         got = data["inverse_depth"]
     difference = float(np.abs(got - want.numpy()).max())
-    print(f"sharded over 2 workers ({through}) vs estimate_depth: max abs difference {difference:.2e}")
     assert got.shape == tuple(want.shape) and difference <= 1e-5
     if extra:
         assert list((tmp_path / "shared").iterdir()) == []  # the gathered files are removed
+    # bytes through the driver, as printed, against the arithmetic of bench farm (fp32 on a CPU)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "the driver gathered" in x)
+    print(f"sharded over 2 workers ({through}) vs estimate_depth: max abs difference {difference:.2e}")
+    gathered, sent = (float(word) * 1024 for word in re.findall(r"([0-9.]+) KiB", line))
+    expected = shard_bytes_per_frame("fast", tuple(want.shape[-2:]), 2, 12, store_bytes=4, refine_steps=2)
+    print(f"{line.strip()}; by arithmetic {expected['gathered'] / 1024:.1f} and "
+          f"{expected['sent'] / 1024:.1f}")
+    assert abs(sent - expected["sent"]) < 0.06 * 1024  # printed to 0.1 KiB
+    # the refinement steps' sums cover the frames each worker's snippets touch: ranges overlap a little
+    assert expected["gathered"] - 0.06 * 1024 < gathered < 1.2 * expected["gathered"]

@@ -279,8 +279,8 @@ def test_validate_inputs_catch_cheap_mistakes():
     assert validate(None) is True  # linked from another node: checked at run time
     check_range = NODES["RollingDepthDepthToImage"].VALIDATE_INPUTS
     assert check_range(2.0, 98.0) is True
-    assert "low_percentile < high_percentile" in check_range(60.0, 40.0)
-    assert "low_percentile < high_percentile" in check_range(-1.0, 40.0)
+    assert "low_percentile must be below high_percentile" in check_range(60.0, 40.0)
+    assert "low_percentile must be at least 0.0" in check_range(-1.0, 40.0)
 
 
 def test_chain_outputs_are_independent_of_the_cache(chain, pack_model, pack_images):
