@@ -148,12 +148,15 @@ class OptionalFlag(argparse.Action):
 
 def frame_rate_option(text: str):
     """``--fps``: 0 (the input's rate) or a rate, kept exact (23.976 = 24000/1001)."""
-    if text.strip() in ("0", "0.0"):
-        return 0
     try:
         return exact_frame_rate(text)
-    except InvalidSettings as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    except InvalidSettings:
+        try:
+            return float(text)  # 0 (the input's rate), or a value `check_command` words as an error
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a frame rate like 24, 23.976 or 24000/1001; got {text!r}"
+            ) from None
 
 
 def batch_size(text: str) -> int | str:
