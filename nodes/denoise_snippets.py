@@ -8,7 +8,6 @@ from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
 from . import comfy_bridge, convert
 from .widgets import (
     HIDDEN_PROMPT,
-    VAE_BATCH,
     batch_input,
     batch_value,
     check_graph,
@@ -64,13 +63,12 @@ class RollingDepthDenoiseSnippets:
         check_graph(prompt)
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, plan.num_frames, "the snippet plan")
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, source.input_size, processing_resolution, plan.snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, source.input_size, processing_resolution, plan.snippet_length,
+            batch_value(snippets_per_batch),
         )
         depths = predict_snippets(
-            comfy_bridge.model_for_inference(model, memory), source, plan,
-            processing_resolution=processing_resolution, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH, hooks=comfy_bridge.hooks(),
+            model, source, plan, processing_resolution=processing_resolution, seed=seed,
+            batches=batches, hooks=comfy_bridge.hooks(),
         )
         return (depths,)

@@ -11,7 +11,6 @@ from ..rollingdepth_core.wording import Wording
 from . import comfy_bridge, convert
 from .widgets import (
     HIDDEN_PROMPT,
-    VAE_BATCH,
     batch_input,
     batch_value,
     check_graph,
@@ -77,14 +76,12 @@ class RollingDepth:
         settings = PRESETS[preset]
         if resolution_override > 0:
             settings = dataclasses.replace(settings, processing_resolution=resolution_override)
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
+        model, batches = comfy_bridge.prepare_run(
             model, source.input_size, settings.processing_resolution, settings.snippet_length,
-            snippets, VAE_BATCH,
+            batch_value(snippets_per_batch),
         )
         result = estimate_depth(  # one progress bar over the whole run, weighted by stage cost
-            comfy_bridge.model_for_inference(model, memory), source, settings, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
+            model, source, settings, seed=seed, batches=batches,
             restore_size=output_size == "input", hooks_for=comfy_bridge.hooks(), wording=NODE_WORDING,
         )
         preview = convert.depth_to_images(

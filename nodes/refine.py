@@ -8,7 +8,6 @@ from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION, MAX_REFINE
 from . import comfy_bridge, convert
 from .widgets import (
     HIDDEN_PROMPT,
-    VAE_BATCH,
     batch_input,
     batch_value,
     check_graph,
@@ -82,15 +81,13 @@ class RollingDepthRefine:
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, convert.check_depth(depth).num_frames, "the depth video")
         size = depth.size if processing_resolution == 0 else source.input_size
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, size, processing_resolution, snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, size, processing_resolution, snippet_length, batch_value(snippets_per_batch)
         )
         refined = refine_video(
-            comfy_bridge.model_for_inference(model, memory), source, depth, num_steps=num_steps,
-            start_dilation=start_dilation, snippet_length=snippet_length, cap_dilation=cap_dilation,
-            seed=seed, processing_resolution=processing_resolution,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
+            model, source, depth, num_steps=num_steps, start_dilation=start_dilation,
+            snippet_length=snippet_length, cap_dilation=cap_dilation, seed=seed,
+            processing_resolution=processing_resolution, batches=batches,
             hooks=comfy_bridge.hooks(),
         )
         return (refined,)

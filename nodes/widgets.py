@@ -6,11 +6,11 @@ import inspect
 
 from ..rollingdepth_core.errors import InvalidSettings, RollingDepthError
 from ..rollingdepth_core.runtime.batch_sizes import AUTO
+from ..rollingdepth_core.types import DEFAULT_SNIPPETS_PER_BATCH
 from ..rollingdepth_core.validation import check_settings
 from ..rollingdepth_core.wording import Wording
 
 SEED_MAX = 2**63 - 1
-VAE_BATCH = AUTO  # frames per VAE call: what fits in free VRAM (4 on a CPU)
 
 
 def seed_input(tooltip: str) -> tuple:
@@ -23,8 +23,9 @@ def batch_input() -> tuple:
     """The snippets-per-UNet-call widget of the nodes that run the UNet; 0 = automatic."""
     return ("INT", {
         "default": 0, "min": 0, "max": 256,
-        "tooltip": "Snippets per UNet call. 0 = automatic: as many as fit in free VRAM (8 on a "
-                   "CPU). An out-of-memory batch is halved and retried, nothing is lost.",
+        "tooltip": "Snippets per UNet call. 0 = automatic: as many as fit in free VRAM "
+                   f"({DEFAULT_SNIPPETS_PER_BATCH} on a CPU). An out-of-memory batch is halved "
+                   "and retried, nothing is lost.",
     })
 
 

@@ -68,7 +68,7 @@ from .presets import PRESETS, Preset
 from .runtime.batch_sizes import AUTO
 from .runtime.devices import default_device
 from .runtime.memory_estimate import architecture_from_folder
-from .types import DepthModel
+from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE, DepthModel
 from .validation import DTYPE_CHOICES, check_preset, check_run_memory, check_settings
 from .wording import Wording
 
@@ -278,9 +278,11 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
 
     memory = parser.add_argument_group("memory and speed")
     memory.add_argument("--snippets-per-batch", type=batch_size, default=AUTO,
-                        help="snippets per UNet call, or 'auto': what fits in free GPU memory (8 on a CPU)")
+                        help="snippets per UNet call, or 'auto': what fits in free GPU memory "
+                        f"({DEFAULT_SNIPPETS_PER_BATCH} on a CPU)")
     memory.add_argument("--vae-batch-size", "--max-vae-bs", type=batch_size, default=AUTO,
-                        dest="vae_batch_size", help="frames per VAE call, or 'auto' (4 on a CPU)")
+                        dest="vae_batch_size",
+                        help=f"frames per VAE call, or 'auto' ({DEFAULT_VAE_BATCH_SIZE} on a CPU)")
     memory.add_argument("--storage-dir", type=Path, default=None,
                         help="keep snippet depths in temporary files here (flat RAM on very long clips)")
 

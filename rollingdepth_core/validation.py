@@ -374,7 +374,7 @@ def check_run_memory(
         device, dtype: where and in what the model runs (a torch dtype).
         architecture: `memory_estimate.Architecture` of the checkpoint.
         snippets_per_batch, vae_batch_size: numbers, or "auto" (1 on a GPU, where automatic
-            batches grow into what is free; the fixed defaults 8 and 4 on a CPU).
+            batches grow into what is free; on a CPU the fixed defaults, `types.RunBatches()`).
         storage_dir: snippet depths on disk.
         restore_size: depth resized back to the input size.
         frames_in_memory: the frames are read up front at processing size (image folders).
@@ -391,6 +391,7 @@ def check_run_memory(
     from .io.frames import processing_size
     from .runtime.memory_estimate import check_memory, estimate_run_memory
     from .stages.snippets import plan_snippets
+    from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 
     size = processing_size(*input_size, settings.processing_resolution)
     if plan is None:
@@ -399,7 +400,9 @@ def check_run_memory(
     on_cpu = torch.device(device).type == "cpu"
     batches = [
         b if isinstance(b, int) else (default if on_cpu else 1)
-        for b, default in ((snippets_per_batch, 8), (vae_batch_size, 4))
+        for b, default in (
+            (snippets_per_batch, DEFAULT_SNIPPETS_PER_BATCH), (vae_batch_size, DEFAULT_VAE_BATCH_SIZE)
+        )
     ]
     estimate = estimate_run_memory(
         num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..coalign.methods import DEFAULT_METHOD
 from ..coalign.problem import CoalignSettings
 from ..io.frames import padding_for, processing_size
 from ..model.checkpoint import resolve_dtype
 from ..presets import Preset, get_preset
-from ..runtime import batch_sizes as autobatch
+from ..runtime import batch_sizes
 from ..stages.snippets import effective_snippet_length, plan_snippets, refine_dilations, snippet_indices
 from ..types import DepthModel
 
@@ -34,7 +35,7 @@ class BenchConfig:
     resolution: int | None = None
     dilations: tuple[int, ...] | None = None
     refine_steps: int | None = None
-    coalign_method: str = "fast"
+    coalign_method: str = DEFAULT_METHOD
     reference_coalign_method: str = "reference"
     coalign_iterations: int = 2000
     snippets_per_batch: str = "auto"
@@ -66,9 +67,9 @@ class BenchConfig:
         return CoalignSettings(num_iterations=self.coalign_iterations)
 
 
-def batch_value(text: str) -> int | autobatch.AutoBatch:
+def batch_value(text: str) -> int | batch_sizes.AutoBatch:
     """A batch-size option: a number, or anything else for an automatic batch."""
-    return int(text) if str(text).isdigit() else autobatch.AutoBatch()
+    return int(text) if str(text).isdigit() else batch_sizes.AutoBatch()
 
 
 def build(config: BenchConfig) -> DepthModel:

@@ -21,13 +21,12 @@ import torch
 from ..coalign.methods import coalign_depth
 from ..model.noise import make_noise
 from ..model.speedups import SpeedOptions, apply_speedups
-from ..runtime import batch_sizes as autobatch
-from ..runtime import devices
+from ..runtime import batch_sizes, devices
 from ..stages.denoise import denoise_snippets
 from ..stages.encode import encode_frames
 from ..stages.refine import refine_depth
 from ..stages.snippets import plan_snippets
-from ..types import DepthModel
+from ..types import DepthModel, RunBatches
 from .config import GIB, MODES, BenchConfig, Geometry, batch_value, build, geometry, model_flops
 from .measure import Measurement
 from .synthetic_frames import SyntheticSource
@@ -70,16 +69,16 @@ def resolve_batches(model: DepthModel, config: BenchConfig, geo: Geometry, mode:
         return 1, VAE_BATCH
     limit = None if config.memory_limit_gb is None else int(config.memory_limit_gb * GIB)
 
-    def policy(text: str) -> int | autobatch.AutoBatch:
+    def policy(text: str) -> int | batch_sizes.AutoBatch:
         value = batch_value(text)
-        if isinstance(value, autobatch.AutoBatch):  # calibrating would compile more shapes
-            return autobatch.AutoBatch(memory_limit=limit, measure=not config.compile)
+        if isinstance(value, batch_sizes.AutoBatch):  # calibrating would compile more shapes
+            return batch_sizes.AutoBatch(memory_limit=limit, measure=not config.compile)
         return value
 
-    snippets = autobatch.snippet_batch_size(
+    snippets = batch_sizes.snippet_batch_size(
         model, geo.latent, geo.snippet_length, policy(config.snippets_per_batch)
     )
-    return snippets, autobatch.vae_batch_size(model, geo.padded, policy(config.vae_batch_size))
+    return snippets, batch_sizes.vae_batch_size(model, geo.padded, policy(config.vae_batch_size))
 
 
 @torch.no_grad()
@@ -119,19 +118,18 @@ def run_ours(
         `(depth N H W, snippet depths per group)`.
     """
     settings = geo.settings
-    snippets_per_batch, vae_batch = batches
+    run_batches = RunBatches(*batches)
     plan = plan_snippets(
         config.frames, settings.dilations, settings.snippet_length, settings.cap_dilation
     )
     with clock.stage("encode"):
         encoded = encode_frames(
-            model, source, settings.processing_resolution, vae_batch, storage_device="cpu"
+            model, source, settings.processing_resolution, run_batches, storage_device="cpu"
         )
     noise = make_noise(geo.latent, config.seed)
     with clock.stage("denoise"):
         snippets = denoise_snippets(
-            model, encoded, plan, noise, snippets_per_batch, vae_batch,
-            storage_dir=config.storage_dir,
+            model, encoded, plan, noise, run_batches, storage_dir=config.storage_dir,
         )
     with clock.stage("align"):
         video, _alignment = coalign_depth(
@@ -143,7 +141,7 @@ def run_ours(
             depth = refine_depth(
                 model, encoded, video.inverse_depth, noise, settings.refine_steps,
                 settings.refine_start_dilation, settings.refine_snippet_length,
-                settings.cap_dilation, snippets_per_batch, vae_batch,
+                settings.cap_dilation, run_batches,
             )
     return depth, snippets.depths
 

@@ -29,7 +29,7 @@ from ..cli import coalign_settings, settings_from_args
 from ..coalign.merge import normalize_depth
 from ..coalign.methods import coalign_depth
 from ..model.noise import make_noise
-from ..runtime.disk_tensor import DiskTensor
+from ..runtime.storage import DiskTensor
 from ..stages.snippets import plan_snippets
 from ..types import Alignment, EncodedFrames, SnippetDepths, SnippetPlan
 from .shard_worker import Piece, StoreSpec

@@ -16,8 +16,9 @@ from torch import Tensor
 from ..cli import open_input, settings_from_args
 from ..io.sources import FrameRange, as_source
 from ..model.vae_batches import decode_depth_to_host
+from ..runtime.batch_loop import ShrinkingBatch
 from ..runtime.batch_sizes import resolve_run_batches
-from ..runtime.disk_tensor import DiskTensor
+from ..runtime.storage import DiskTensor
 from ..stages.denoise import check_finite_depth, denoise_snippets, storage_dtype_for
 from ..stages.encode import encode_frames
 from ..stages.refine import (
@@ -61,18 +62,17 @@ class ShardWorker(ShotWorker):
         self.source = as_source(opened.frames)
         self.settings = opened.settings
         n = min(settings.snippet_length, self.source.num_frames)
-        snippets, vae = resolve_run_batches(
+        self.batches = resolve_run_batches(
             self.model, self.source.input_size, self.settings.processing_resolution, n,
             args.snippets_per_batch, args.vae_batch_size,
         )
-        self.snippets_per_batch, self.vae_batch = int(snippets), int(vae)
         return {"num_frames": self.source.num_frames, "input_size": tuple(opened.input_size),
                 "fps": opened.fps, "store_dtype": str(storage_dtype_for(self.model.dtype)).split(".")[-1]}
 
     def encode(self, start: int, stop: int) -> EncodedFrames:
         """RGB latents of frames `start .. stop - 1` (`encode_frames` on that range)."""
         return encode_frames(self.model, FrameRange(self.source, start, stop - start),
-                             self.settings.processing_resolution, self.vae_batch)
+                             self.settings.processing_resolution, self.batches)
 
     def denoise(
         self, encoded: EncodedFrames, noise: Tensor, plan: SnippetPlan, pieces: list[Piece],
@@ -85,8 +85,7 @@ class ShardWorker(ShotWorker):
         """
         groups = tuple(replace(plan.groups[g], indices=plan.groups[g].indices[a:b]) for g, a, b in pieces)
         part = SnippetPlan(plan.num_frames, plan.snippet_length, groups)
-        depths = denoise_snippets(self.model, encoded, part, noise, self.snippets_per_batch,
-                                  self.vae_batch).depths
+        depths = denoise_snippets(self.model, encoded, part, noise, self.batches).depths
         if stores is None:
             return list(depths)
         for (g, a, b), depth in zip(pieces, depths, strict=True):
@@ -102,9 +101,9 @@ class ShardWorker(ShotWorker):
 
     def refine_start(self, normalized: Tensor, noise: Tensor, timestep: int) -> Tensor:
         """Noisy depth latents of some frames of the co-aligned video (`N H W` in -1..1)."""
-        latents = encode_depth_latents(self.model, normalized, self.vae_batch)
+        latents = encode_depth_latents(self.model, normalized, ShrinkingBatch(self.batches.vae))
         return add_refine_noise(self.model, self.model.make_scheduler(), latents, noise, timestep,
-                                self.snippets_per_batch * 3)
+                                self.batches.snippets * 3)
 
     def refine_step(
         self, encoded: EncodedFrames, latents: Tensor, indices: Tensor, timestep: int, num_steps: int
@@ -114,13 +113,14 @@ class ShardWorker(ShotWorker):
         scheduler = self.model.make_scheduler()
         refine_timesteps(scheduler, num_steps)  # DDIM's step reads the schedule's spacing
         summed, count = refine_step_sums(self.model, scheduler, encoded.latents, latents, indices, timestep,
-                                         self.snippets_per_batch)
+                                         self.batches.snippets)
         lo, hi = int(indices.min()), int(indices.max()) + 1
         return lo, summed[lo:hi].clone(), count[lo:hi].clone()
 
     def decode(self, latents: Tensor, size: tuple[int, int]) -> Tensor:
         """Depth `b H W` float32 of refined latents `b 4 h w`."""
-        depth = decode_depth_to_host(self.model, latents, size, self.vae_batch, torch.float32)
+        depth = decode_depth_to_host(self.model, latents, size, ShrinkingBatch(self.batches.vae),
+                                     torch.float32)
         check_finite_depth(depth, None, "refined depth", self.model.dtype)
         return depth
 

@@ -147,6 +147,14 @@ def padding_for(size: tuple[int, int], multiple: int = LATENT_FACTOR) -> tuple[i
     return (-height) % multiple, (-width) % multiple
 
 
+def padded_size(input_size: tuple[int, int], processing_resolution: int) -> tuple[int, int]:
+    """`(H, W)` the VAE sees for frames of ``input_size``: the processing size padded to
+    multiples of 8."""
+    size = processing_size(*input_size, processing_resolution)
+    pad = padding_for(size)
+    return (size[0] + pad[0], size[1] + pad[1])
+
+
 def pad_to_multiple(images: Tensor, multiple: int = LATENT_FACTOR) -> Tensor:
     """Pad at the bottom and right by repeating the edge, to sides divisible by ``multiple``.
 
@@ -167,21 +175,6 @@ def crop_to(images: Tensor, size: tuple[int, int]) -> Tensor:
     """Top-left `H W` crop of `... H' W'` (undoes `pad_to_multiple`)."""
     height, width = size
     return images[..., :height, :width]
-
-
-def prepare_frames(frames: Tensor, resolution: int) -> Tensor:
-    """Check, resize to the processing resolution and pad: what the VAE encodes.
-
-    Args:
-        frames: `N 3 H0 W0` in -1..1.
-        resolution: longest side, 0 for the input size.
-
-    Returns:
-        `N 3 H' W'` float32, sides multiples of 8.
-    """
-    check_frames(frames)
-    size = processing_size(frames.shape[-2], frames.shape[-1], resolution)
-    return pad_to_multiple(resize_frames(frames.float(), size))
 
 
 def frames_fingerprint(frames: Tensor) -> tuple:

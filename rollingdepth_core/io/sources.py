@@ -160,7 +160,7 @@ class VideoFileSource:
         file: a path, or a binary file-like object (e.g. `io.BytesIO`) PyAV can open.
         start_time: seconds into the file where the clip starts (a trim window).
         duration: seconds of the clip (0: to the end).
-        pixel_format: "rgb24" converts each frame to 8-bit RGB (as `video_io.read_video`);
+        pixel_format: "rgb24" converts each frame to 8-bit RGB (as `video_files.read_video`);
             "float" converts to float RGB directly (more precise for YUV video); "auto"
             follows ComfyUI's loader: 8-bit RGB for full-range JPEG-style and RGB frames,
             float otherwise.

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
-from einops import repeat
 from torch import Tensor
 
 from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..io.frames import LATENT_FACTOR, check_finite, pad_to_multiple
+from ..model.latents import encode_depth
 from ..model.noise import check_noise
 from ..model.vae_batches import decode_depth_to_host, encode_to_host
-from ..runtime import batch_sizes as autobatch
-from ..runtime.batch_loop import run_in_batches
-from ..runtime.batch_sizes import BatchSize
+from ..runtime.batch_loop import ShrinkingBatch, run_in_batches
 from ..runtime.host_copies import HostCopier
-from ..types import DepthModel, DepthVideo, EncodedFrames
+from ..types import DepthModel, DepthVideo, EncodedFrames, RunBatches, check_run_batches
 from .denoise import check_finite_depth, denoise_step
 from .snippets import effective_snippet_length, refine_dilations, snippet_indices
 
@@ -54,6 +53,12 @@ def refine_schedule(
     return timesteps, [snippet_indices(num_frames, length, d) for d in dilations]
 
 
+StepCallback = Callable[[int, int, Tensor], None]
+"""``on_step(step, timestep, latents)`` after each refinement step: `step` 0 .. K-1, the
+step's DDIM timestep, and the frames' latents after it (`N 4 h w` float32 on the host; keep a
+copy only if you need it later)."""
+
+
 @torch.no_grad()
 def refine_latents(
     model: DepthModel,
@@ -64,8 +69,9 @@ def refine_latents(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: BatchSize = 8,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """Refinement in latent space: noise to about T/2, then K coarse-to-fine DDIM steps.
 
@@ -81,8 +87,9 @@ def refine_latents(
         start_dilation: dilation of the first step (capped like snippet dilations).
         snippet_length: frames per refinement snippet.
         cap_dilation: cap the start dilation to the clip.
-        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
+        batches: ``batches.snippets`` snippets per UNet call.
         hooks: progress per snippet over all steps, cancel between batches.
+        on_step: called after every step with its latents (see `StepCallback`).
 
     Returns:
         `N 4 h w` float32 refined latents, on the host.
@@ -92,25 +99,25 @@ def refine_latents(
     """
     if num_steps < 1:
         raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
+    check_run_batches(batches)
     scheduler = model.make_scheduler()
     timesteps, plans = refine_schedule(
         scheduler, int(rgb_latents.shape[0]), num_steps, start_dilation, snippet_length, cap_dilation
     )
     length = int(plans[0].shape[1])
-    snippets_per_batch = autobatch.snippet_batch_size(
-        model, tuple(rgb_latents.shape[-2:]), length, snippets_per_batch
-    )
     latents = add_refine_noise(
-        model, scheduler, depth_latents, noise, timesteps[0], snippets_per_batch * length
+        model, scheduler, depth_latents, noise, timesteps[0], batches.snippets * length
     )
     total, done = sum(p.shape[0] for p in plans), 0
-    for timestep, indices in zip(timesteps, plans, strict=False):
+    for step, (timestep, indices) in enumerate(zip(timesteps, plans, strict=True)):
         summed, count = refine_step_sums(
-            model, scheduler, rgb_latents, latents, indices, timestep, snippets_per_batch, hooks,
+            model, scheduler, rgb_latents, latents, indices, timestep, batches.snippets, hooks,
             progress_offset=done, progress_total=total,
         )
         done += indices.shape[0]
         latents = summed / count[:, None, None, None]
+        if on_step is not None:
+            on_step(step, timestep, latents)
     return latents
 
 
@@ -202,27 +209,29 @@ def refine_step_sums(
 
 
 @torch.no_grad()
-def encode_depth_latents(model: DepthModel, normalized: Tensor, vae_batch: int) -> Tensor:
-    """Latents of a depth video as the VAE sees it (a grey image), for refinement (SPEC §5.1).
+def encode_depth_latents(model: DepthModel, normalized: Tensor, batch: ShrinkingBatch) -> Tensor:
+    """Latents of a depth video as the VAE sees it (a grey image, `latents.encode_depth`), for
+    refinement (SPEC §5.1).
 
     Args:
         normalized: `N H W` inverse depth in -1..1 (`normalize_depth` over the whole clip);
             any range of a clip's frames.
-        vae_batch: frames per VAE call (resolved).
+        batch: frames per VAE call (halved for good on out-of-memory).
 
     Returns:
         `N 4 h w` float32 on the host.
     """
     pin = model.device.type == "cuda"
 
-    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
-        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
-        return images.pin_memory() if pin and images.device.type == "cpu" else images
+    def read(start: int, stop: int) -> Tensor:  # b H' W', padded
+        padded = pad_to_multiple(normalized[start:stop, None])[:, 0]
+        return padded.pin_memory() if pin and padded.device.type == "cpu" else padded
 
+    num_frames = int(normalized.shape[0])
     height, width = (-(-int(s) // LATENT_FACTOR) for s in normalized.shape[-2:])
     return encode_to_host(
-        model, int(normalized.shape[0]), read, vae_batch,
-        torch.empty((int(normalized.shape[0]), 4, height, width), dtype=torch.float32),
+        model, num_frames, read, batch,
+        torch.empty((num_frames, 4, height, width), dtype=torch.float32), encode=encode_depth,
     )
 
 
@@ -236,9 +245,9 @@ def refine_depth(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """Refine a depth video with the diffusion model (SPEC §5).
 
@@ -252,13 +261,14 @@ def refine_depth(
         noise: `1 4 h w`, the shared noise.
         num_steps: refinement steps `K` >= 1.
         start_dilation, snippet_length, cap_dilation: the coarse-to-fine schedule.
-        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
-        vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
+        batches: snippets per UNet call and frames per VAE call.
         hooks: progress per snippet, cancel between batches.
+        on_step: called after every step with its latents (see `StepCallback`).
 
     Returns:
         `N H W` float32 refined inverse depth, not normalised (roughly -1..1).
     """
+    check_run_batches(batches)
     if depth.ndim != 3:
         raise InvalidInput(f"depth must be `N H W`; got shape {tuple(depth.shape)}.")
     if depth.shape[0] != encoded.num_frames or tuple(depth.shape[-2:]) != encoded.size:
@@ -268,12 +278,12 @@ def refine_depth(
         )
     check_finite(depth[:, None], "depth")
     noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
-    vae_batch = autobatch.vae_batch_size(model, encoded.padded_size, vae_batch_size)
+    vae_batch = ShrinkingBatch(batches.vae)
     normalized = normalize_depth(depth)  # N H W in -1..1
     depth_latents = encode_depth_latents(model, normalized, vae_batch)
     latents = refine_latents(
         model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
-        snippet_length, cap_dilation, snippets_per_batch, hooks,
+        snippet_length, cap_dilation, batches, hooks, on_step,
     )
     refined = decode_depth_to_host(model, latents, encoded.size, vae_batch, torch.float32)
     check_finite_depth(refined, None, "refined depth", model.dtype)
@@ -291,8 +301,7 @@ def refine_video(
     seed: int = 0,
     noise: Tensor | None = None,
     processing_resolution: int = 0,
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
 ) -> DepthVideo:
     """Refine any inverse-depth video of a clip (one call for a graph node).
@@ -309,6 +318,7 @@ def refine_video(
         num_steps: refinement steps `K` >= 1.
         seed: seed of the noise (use the snippet seed to match the reference); ``noise``
             overrides it.
+        batches: the run's batch sizes (resolved by the caller, e.g. `resolve_run_batches`).
 
     Returns:
         Refined depth video at the processing size; a spread carried by ``depth`` comes
@@ -319,6 +329,7 @@ def refine_video(
     from ..model.noise import make_noise
     from .encode import encode_frames
 
+    check_run_batches(batches)
     source = as_source(frames)
     if depth.num_frames != source.num_frames:
         raise InvalidInput(
@@ -335,13 +346,13 @@ def refine_video(
         and encoded.fingerprint == source.fingerprint() + (size,)
     )
     if not reusable:
-        encoded = encode_frames(model, source, batch_size=vae_batch_size, size=size)
+        encoded = encode_frames(model, source, batches=batches, size=size)
     inverse_depth = resize_depth(depth.inverse_depth.float(), size)
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
     refined = refine_depth(
         model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
-        cap_dilation, snippets_per_batch, vae_batch_size, hooks,
+        cap_dilation, batches, hooks,
     )
     spread = None if depth.spread is None else spread_in_units_of(depth.spread, depth.inverse_depth, refined)
     return DepthVideo(

@@ -8,11 +8,13 @@ import json
 import logging
 import os
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 import torch
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
 from rollingdepth_pack.nodes import comfy_bridge
+from rollingdepth_pack.nodes import pipeline as pipeline_node
 from rollingdepth_pack.rollingdepth_core import PRESETS
 from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidSettings
 from rollingdepth_pack.rollingdepth_core.hooks import Hooks
@@ -100,7 +102,9 @@ class Bars:
 
 def test_one_node_shows_one_bar_weighted_by_stage_cost(pack_model, pack_images, monkeypatch):
     # issue 9: the one-node RollingDepth restarted its bar for frames, snippets and co-alignment
-    monkeypatch.setitem(PRESETS, "tiny", Preset(32, (1, 3), "fp32", refine_steps=1, refine_start_dilation=3))
+    tiny = Preset(32, (1, 3), "fp32", refine_steps=1, refine_start_dilation=3)
+    # PRESETS is read-only (issue 8): the node module's table gets the extra preset instead
+    monkeypatch.setattr(pipeline_node, "PRESETS", MappingProxyType({**PRESETS, "tiny": tiny}))
     bars = Bars()
     monkeypatch.setattr(comfy_bridge, "hooks", bars.hooks)
     run("RollingDepth", model=pack_model, images=pack_images, preset="tiny", seed=0, snippets_per_batch=8,
@@ -113,7 +117,7 @@ def test_one_node_shows_one_bar_weighted_by_stage_cost(pack_model, pack_images, 
     from rollingdepth_pack.rollingdepth_core.pipeline import stage_costs
     from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
 
-    costs = stage_costs(plan_snippets(9, (1, 3)), PRESETS["tiny"])
+    costs = stage_costs(plan_snippets(9, (1, 3)), tiny)
     assert list(costs) == ["encode", "denoise", "coalign", "refine"]
     assert costs["denoise"] > costs["encode"] and costs["coalign"] < 0.05 * sum(costs.values())
 
