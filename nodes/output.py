@@ -139,6 +139,7 @@ class RollingDepthSaveDepth:
                 "tooltip": "One compressed NumPy file with the whole clip (key inverse_depth, z or "
                            "normalized; frame_numbers; spread when there is one).",
             }),
+        }, "optional": {  # added later: optional, so graphs and API prompts saved before still run
             "exr_channel": (list(CHANNEL_CHOICES), {
                 "default": DEFAULT_CHANNEL,
                 "tooltip": "EXR channel of the depth: depth.Z (Nuke's depth layer; Houdini) or plain Z.",
@@ -172,13 +173,14 @@ class RollingDepthSaveDepth:
         return True
 
     @classmethod
-    def execute(cls, depth, filename_prefix, save_exr, save_png16, save_npz, exr_channel, exr_pixel_type,
-                exr_compression, save_spread):
+    def execute(cls, depth, filename_prefix, save_exr, save_png16, save_npz, exr_channel=None,
+                exr_pixel_type=None, exr_compression=None, save_spread=None):
         chosen = dict(zip(DEPTH_FORMATS, (save_npz, save_exr, save_png16), strict=True))
         formats = tuple(name for name, on in chosen.items() if on)
         if not formats:
             raise InvalidSettings(NOTHING_TO_SAVE)
-        exr = ExrOptions(exr_channel, exr_pixel_type, exr_compression).with_spread(save_spread)
+        given = {"channel": exr_channel, "pixel_type": exr_pixel_type, "compression": exr_compression}
+        exr = ExrOptions(**{k: v for k, v in given.items() if v is not None}).with_spread(bool(save_spread))
         root = comfy_bridge.output_folder()
         paths = save_depth_files(root, filename_prefix, convert.check_any_depth(depth), formats, exr)
         listing = "\n".join(os.path.relpath(path, root) for path in paths)

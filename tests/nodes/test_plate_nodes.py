@@ -16,6 +16,7 @@ from rollingdepth_pack.rollingdepth_core.errors import InvalidInput
 from rollingdepth_pack.rollingdepth_core.io.plates import ImageSequenceSource
 from rollingdepth_pack.rollingdepth_core.stages.denoise import predict_snippets
 from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
+from rollingdepth_pack.rollingdepth_core.types import RunBatches
 
 FIRST, COUNT, HEIGHT, WIDTH = 1001, 7, 40, 64
 
@@ -94,7 +95,7 @@ def test_plate_through_the_stage_nodes_to_linear_z(plate, pack_model):
     # the same through the core, reading the plate directly
     source = ImageSequenceSource(plate / "plate.####.exr")
     core = predict_snippets(pack_model.model, source, plan_snippets(COUNT, (1, 3), 3), 32, seed=3,
-                            snippets_per_batch=4)
+                            batches=RunBatches(snippets=4))
     expected, _ = coalign_depth(core, "fast", spread=True)
     torch.testing.assert_close(depth.inverse_depth, expected.inverse_depth, rtol=0, atol=1e-6)
     torch.testing.assert_close(spread, expected.spread, rtol=0, atol=1e-6)
