@@ -34,7 +34,7 @@ SAME = [
     ([*BASE, "--output-fps", "12"], [*BASE, "--fps", "12"]),
     ([*BASE, "--output-fps", "0"], BASE),  # their 0: the input's frame rate
     ([*BASE, "--restore-res", "true"], [*BASE, "--restore-resolution"]),
-    ([*BASE, "--restore-resolution", "false"], BASE),
+    ([*BASE, "--restore-res", "false"], [*BASE, "--restore-resolution", "false"]),
     ([*BASE, "--save-npy", "false"], [*BASE, "--outputs", "png16,video"]),
     ([*BASE, "--save-npy", "true", "--outputs", "png16"], [*BASE, "--outputs", "png16,npz"]),
     ([*BASE, "--cmap", "Spectral_r", "gray"], [*BASE, "--colormap", "Spectral_r", "gray"]),
