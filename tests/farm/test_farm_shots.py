@@ -1,6 +1,8 @@
 """Shots of a farm run: folders, globs and shot lists, every problem found before anything runs."""
 
+import contextlib
 import json
+import logging
 import subprocess
 import sys
 
@@ -192,10 +194,29 @@ def test_a_sharded_plate_opens_its_frame_range(plates, tiny_model_dir):
 
     (shot,) = collect_shots(str(plates / "sh010" / "plate.####.exr"),
                             farm_args("--frame-range", "1002-1004", "-r", "32", "-m", str(tiny_model_dir)))
-    worker = ShardWorker(1, ModelSpec(str(tiny_model_dir), allow_download=False, device="cpu"))
-    opened = worker.open_shot(vars(shot.args()))
+    with worker_process_state():
+        worker = ShardWorker(1, ModelSpec(str(tiny_model_dir), allow_download=False, device="cpu"))
+        opened = worker.open_shot(vars(shot.args()))
     assert opened["num_frames"] == 3
     assert worker.source.clip.frame_numbers == (1002, 1003, 1004)
+
+
+@contextlib.contextmanager
+def worker_process_state():
+    """A worker made in this process sets what a worker process sets (log level, no loading bars):
+    put it back, so later tests see the command line's own behaviour."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    logger = logging.getLogger("rollingdepth_core")
+    level = logger.level
+    bars = [(m, m.is_progress_bar_enabled()) for m in (diffusers.utils.logging, transformers.utils.logging)]
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        for module, enabled in bars:
+            (module.enable_progress_bar if enabled else module.disable_progress_bar)()
 
 
 def test_a_plate_with_a_cut_splits_into_shots_within_its_frame_range(tmp_path, make_image):
