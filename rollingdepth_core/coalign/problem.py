@@ -87,6 +87,11 @@ class AlignmentProblem:
     def num_pixels(self) -> int:
         return int(self.values[0].shape[-1])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the values are (the solvers compute there)."""
+        return self.values[0].device
+
 
 def snippet_chunks(depth, chunk: int = READ_CHUNK):
     """Yield `(start, stop, b n H W tensor)` over the snippets of one group's storage."""
@@ -123,24 +128,39 @@ def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
     return depth[..., ::subsample, ::subsample]
 
 
-def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings) -> AlignmentProblem:
+def snippets_device(snippets: SnippetDepths) -> torch.device:
+    """Where the snippet depths are: the device of an in-memory tensor, else the CPU
+    (`DiskTensor` storage reads into host memory)."""
+    depth = snippets.depths[0]
+    return depth.device if isinstance(depth, Tensor) else torch.device("cpu")
+
+
+def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings,
+                    device: torch.device | str | None = None) -> AlignmentProblem:
     """Subtract the global minimum, crop, subsample and flatten every group to `s n P`.
 
     Reads the snippet storage in chunks, so only the subsampled pixels are held.
+
+    Args:
+        snippets: the snippet depths (any storage).
+        settings: border and subsampling.
+        device: where the problem's tensors go (the solvers compute there); default
+            `snippets_device`.
     """
+    device = snippets_device(snippets) if device is None else torch.device(device)
     check_snippet_depths(snippets, finite=False)
     offset, top = value_range(snippets)
     if not (math.isfinite(offset) and math.isfinite(top)):
         check_snippet_depths(snippets)  # raises, naming the snippets
     values = tuple(
         torch.cat([
-            (optimisation_pixels(chunk, settings.border, settings.subsample).float() - offset)
-            .flatten(-2)
+            (optimisation_pixels(chunk, settings.border, settings.subsample)
+             .to(device=device, dtype=torch.float32) - offset).flatten(-2)
             for _, _, chunk in snippet_chunks(depth)
         ])
         for depth in snippets.depths
     )
-    indices = tuple(g.indices for g in snippets.plan.groups)
+    indices = tuple(g.indices.to(device) for g in snippets.plan.groups)
     return AlignmentProblem(values, indices, snippets.plan.num_frames, offset)
 
 
@@ -157,7 +177,7 @@ def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
             f"snippet depths hold {len(snippets.depths)} groups but the plan has {len(groups)}."
         )
     size = tuple(snippets.depths[0].shape[-2:])
-    for group, depth in zip(groups, snippets.depths, strict=False):
+    for group, depth in zip(groups, snippets.depths, strict=True):
         if len(depth.shape) != 4 or tuple(depth.shape[:2]) != tuple(group.indices.shape):
             raise InvalidInput(
                 f"snippet depths of dilation {group.dilation} must be `s n H W` with s n = "
@@ -169,7 +189,7 @@ def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
                 f"the first group {size}; all groups must have the same H W."
             )
     if finite and not all(math.isfinite(v) for v in value_range(snippets)):
-        for group, depth in zip(groups, snippets.depths, strict=False):
+        for group, depth in zip(groups, snippets.depths, strict=True):
             for start, _, values in snippet_chunks(depth):
                 bad = (~torch.isfinite(values.flatten(1)).all(1)).nonzero().flatten() + start
                 if bad.numel():
@@ -191,7 +211,7 @@ def frame_means(values: Tensor, frames: Tensor, num_frames: int) -> Tensor:
     """
     sums = torch.zeros(num_frames, values.shape[-1], dtype=values.dtype, device=values.device)
     sums.index_add_(0, frames, values)
-    counts = torch.bincount(frames, minlength=num_frames).to(values.dtype)
+    counts = torch.bincount(frames, minlength=num_frames).to(values.dtype)  # same device
     return sums / counts[:, None]
 
 
@@ -216,7 +236,7 @@ def objective(
     """
     aligned = torch.cat([
         (v * s[:, None, None] + t[:, None, None]).flatten(0, 1)
-        for v, s, t in zip(problem.values, scales, shifts, strict=False)
+        for v, s, t in zip(problem.values, scales, shifts, strict=True)
     ])  # m P
     frames = torch.cat([i.flatten() for i in problem.indices])  # m
     if settings.dense_normalization:
@@ -244,7 +264,7 @@ def regulariser(
     return sum(
         settings.scale_reg_weight * torch.relu(1 - s).square().mean()
         + settings.shift_reg_weight * t.square().mean()
-        for s, t in zip(scales, shifts, strict=False)
+        for s, t in zip(scales, shifts, strict=True)
     )
 
 

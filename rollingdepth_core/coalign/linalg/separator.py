@@ -55,7 +55,7 @@ def separator_layout(layout: BlockLayout, rows: Tensor, cols: Tensor) -> tuple[B
     counts = torch.bincount(key, minlength=2 * nb)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty_like(layout.block)
-    rank[order] = torch.arange(layout.block.numel()) - starts[key[order]]
+    rank[order] = torch.arange(layout.block.numel(), device=key.device) - starts[key[order]]
     interior = int(counts[0::2].max())
     local = rank + on_separator.long() * interior
     snippets = interior + int(counts[1::2].max())
