@@ -14,34 +14,57 @@ or all at once: ``estimate_depth(model, frames, PRESETS["fast"])``.
 This package never imports ComfyUI.
 """
 
-from .coalign.merge import merge_aligned, normalize_depth
-from .coalign.methods import coalign, coalign_depth
-from .coalign.problem import CoalignSettings
+import importlib
+
 from .errors import (
     CheckpointError,
     InvalidInput,
     InvalidSettings,
     NumericalError,
+    OutputExists,
     RollingDepthError,
 )
 from .hooks import Hooks
-from .model.checkpoint import DEFAULT_REPO_ID, load_model
-from .model.noise import make_noise
-from .pipeline import DepthResult, estimate_depth
 from .presets import PRESETS, Preset, get_preset
-from .stages.denoise import denoise_snippets
-from .stages.encode import encode_frames
-from .stages.refine import refine_depth
-from .stages.snippets import plan_snippets
-from .types import Alignment, DepthModel, DepthVideo, EncodedFrames, SnippetDepths, SnippetPlan
 
 __version__ = "0.1.0"
+
+# The parts that import torch and diffusers load on first use (name -> module), so that
+# `import rollingdepth_core` and the command line's start stay light: Ctrl-C while they
+# load gives one line, not a traceback through torch's import. Add new public names here.
+_LAZY = {
+    "merge_aligned": ".coalign.merge", "merge_with_spread": ".coalign.merge",
+    "normalize_depth": ".coalign.merge",
+    "coalign": ".coalign.methods", "coalign_depth": ".coalign.methods",
+    "CoalignSettings": ".coalign.problem",
+    "DEFAULT_REPO_ID": ".model.checkpoint", "load_model": ".model.checkpoint",
+    "make_noise": ".model.noise",
+    "DepthResult": ".pipeline", "estimate_depth": ".pipeline",
+    "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
+    "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
+    "Alignment": ".types", "DepthModel": ".types", "DepthVideo": ".types", "EncodedFrames": ".types",
+    "SnippetDepths": ".types", "SnippetPlan": ".types",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
-    "NumericalError", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan", "coalign",
-    "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
-    "load_model", "make_noise", "merge_aligned", "normalize_depth", "plan_snippets",
+    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan",
+    "coalign", "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
+    "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth", "plan_snippets",
     "refine_depth",
 ]

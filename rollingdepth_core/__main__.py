@@ -1,5 +1,5 @@
 """``python -m rollingdepth_core INPUT -o OUTDIR``: see `rollingdepth_core.cli`."""
 
-from .cli import main
+from .launcher import main
 
 raise SystemExit(main())

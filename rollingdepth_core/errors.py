@@ -21,3 +21,11 @@ class CheckpointError(RollingDepthError, FileNotFoundError):
 
 class NumericalError(RollingDepthError, ArithmeticError):
     """A stage produced NaN or infinite values."""
+
+
+class OutputExists(InvalidSettings):
+    """The output folder already holds results of that name (and replacing them was not asked)."""
+
+
+class MissingDependency(RollingDepthError, ImportError):
+    """An optional dependency (an extra of the package, e.g. ``rollingdepth[farm]``) is missing."""

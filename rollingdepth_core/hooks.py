@@ -35,11 +35,15 @@ class Hooks:
 NO_HOOKS = Hooks()
 
 
+_OPEN_BARS: set = set()  # bars `tqdm_hooks` has drawn and not closed yet
+
+
 def tqdm_hooks(desc: str, *, disable: bool = False) -> Hooks:
     """Hooks that draw a tqdm progress bar on stderr (for the CLI).
 
     The bar's total is taken from the first ``progress`` call; it closes itself when
-    ``done`` reaches ``total``.
+    ``done`` reaches ``total``. A bar left open by an error is closed by
+    `close_progress_bars`.
     """
     from tqdm.auto import tqdm
 
@@ -50,11 +54,20 @@ def tqdm_hooks(desc: str, *, disable: bool = False) -> Hooks:
         if bar is None:
             bar = tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
             state["bar"] = bar
+            _OPEN_BARS.add(bar)
         bar.total = total
         bar.n = done
         bar.refresh()
         if done >= total:
             bar.close()
+            _OPEN_BARS.discard(bar)
             state.pop("bar")
 
     return Hooks(progress=progress)
+
+
+def close_progress_bars() -> None:
+    """Close (and clear) every bar `tqdm_hooks` left open, so the next line starts clean."""
+    for bar in list(_OPEN_BARS):
+        bar.close()
+        _OPEN_BARS.discard(bar)

@@ -9,19 +9,21 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from .coalign.merge import spread_in_units_of
 from .coalign.methods import coalign_depth
 from .coalign.problem import CoalignSettings
 from .hooks import NO_HOOKS, Hooks
 from .io.frames import resize_depth
 from .io.sources import FrameSource, as_source
 from .model.noise import check_noise, make_noise
-from .presets import Preset, check_dilations
+from .presets import Preset
 from .runtime.batch_sizes import BatchSize, resolve_run_batches
 from .stages.denoise import denoise_snippets
 from .stages.encode import encode_frames
 from .stages.refine import refine_depth
-from .stages.snippets import plan_snippets
 from .types import Alignment, DepthModel, DepthVideo, SnippetDepths
+from .validation import check_run
+from .wording import API, Wording
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ def estimate_depth(
     restore_size: bool = False,
     hooks_for: Callable[[str], Hooks] = _no_stage_hooks,
     storage_dir: str | None = None,
+    spread: bool = False,
+    wording: Wording = API,
 ) -> DepthResult:
     """Depth of a whole clip with RollingDepth.
 
@@ -73,7 +77,8 @@ def estimate_depth(
         frames: `N 3 H W` RGB in -1..1, or any clip `sources.as_source` accepts (a
             `FrameSource`, an `N H W 3` array, a video path, a ComfyUI VIDEO), read a
             batch at a time at the processing size.
-        settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`).
+        settings: a preset (`PRESETS[...]`, possibly changed with `dataclasses.replace`),
+            or a preset's name ("fast").
         seed: seed of the shared noise (ignored when ``noise`` is given).
         noise: explicit `1 4 h w` noise instead of a seed.
         coalign_method: co-alignment solver name.
@@ -84,16 +89,24 @@ def estimate_depth(
         hooks_for: ``hooks_for(stage)`` gives the hooks of each stage in `STAGES`.
         storage_dir: keep snippet depths in memory-mapped temporary files in this folder
             (flat host memory on very long clips).
+        spread: also give every pixel's spread (``result.depth.spread``, `N H W`): the
+            standard deviation of its co-aligned predictions, computed during the merge, in
+            the units of ``result.depth`` (carried through refinement and resizing).
+        wording: how messages name the settings (the command line and the nodes pass
+            theirs; see `validation`).
+
+    Every argument is checked, and the run's memory estimated against what is free,
+    before the first frame is encoded (`validation.check_run`).
 
     Returns:
         `DepthResult`; ``result.depth.inverse_depth`` is `N H W` float32 (larger = nearer).
     """
     source = as_source(frames)
-    check_dilations(settings.dilations)
-    timings: dict[str, float] = {}
-    plan = plan_snippets(
-        source.num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation
+    settings, plan = check_run(
+        model, source, settings, seed, coalign_method, coalign_settings, snippets_per_batch,
+        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording,
     )
+    timings: dict[str, float] = {}
     logger.info("Snippet plan: %s", "; ".join(line.strip() for line in plan.describe().splitlines()))
 
     snippets_per_batch, vae_batch_size = resolve_run_batches(
@@ -121,7 +134,7 @@ def estimate_depth(
 
     tic = time.perf_counter()
     coaligned, alignment = coalign_depth(
-        snippets, coalign_method, coalign_settings, hooks_for("coalign")
+        snippets, coalign_method, coalign_settings, hooks_for("coalign"), spread=spread
     )
     timings["coalign"] = time.perf_counter() - tic
 
@@ -134,12 +147,17 @@ def estimate_depth(
             settings.cap_dilation, snippets_per_batch, vae_batch_size, hooks_for("refine"),
         )
         timings["refine"] = time.perf_counter() - tic
-        depth = DepthVideo(inverse_depth=refined, encoded=encoded)
+        carried = None if coaligned.spread is None else spread_in_units_of(
+            coaligned.spread, coaligned.inverse_depth, refined
+        )
+        depth = DepthVideo(inverse_depth=refined, encoded=encoded, spread=carried, clip=encoded.clip)
         logger.info("Refined with %d steps.", settings.refine_steps)
     if restore_size and depth.size != encoded.input_size:
         depth = DepthVideo(
             inverse_depth=resize_depth(depth.inverse_depth, encoded.input_size),
             encoded=None,
+            spread=None if depth.spread is None else resize_depth(depth.spread, encoded.input_size),
+            clip=encoded.clip,
         )
     return DepthResult(
         depth=depth, coaligned=coaligned, snippets=snippets, alignment=alignment,

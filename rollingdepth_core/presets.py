@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from .errors import InvalidSettings
@@ -54,10 +55,11 @@ def get_preset(name: str) -> Preset:
 
 
 def parse_dilations(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """Dilations from a widget/CLI string like ``"1,10,25"`` (or a sequence), checked.
+    """Dilations from a widget/CLI string like ``"1,10,25"`` (or a sequence of ints), checked.
 
     Raises:
-        InvalidSettings: empty, not integers, values below 1, or 1 missing.
+        InvalidSettings: not a string or a sequence of whole numbers (``1.5`` is refused, not
+            rounded), empty, values below 1, repeats, or 1 missing.
     """
     if isinstance(text, str):
         parts = [p for p in text.replace(" ", ",").split(",") if p]
@@ -68,7 +70,15 @@ def parse_dilations(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
                 f"dilations must be whole numbers separated by commas, e.g. '1,10,25'; got {text!r}."
             ) from None
     else:
-        values = tuple(int(v) for v in text)
+        try:
+            items = tuple(text)
+            if any(isinstance(v, bool) for v in items):
+                raise TypeError
+            values = tuple(operator.index(v) for v in items)
+        except TypeError:
+            raise InvalidSettings(
+                f"dilations must be whole numbers, e.g. (1, 10, 25) or '1,10,25'; got {text!r}."
+            ) from None
     check_dilations(values)
     return values
 

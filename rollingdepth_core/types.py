@@ -7,6 +7,7 @@ Each is a frozen dataclass: a stage never changes its input, it returns a new va
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import torch
 from torch import Tensor
@@ -116,6 +117,42 @@ class SnippetPlan:
 
 
 @dataclass(frozen=True)
+class ClipInfo:
+    """Where a clip came from, so that its outputs can match it (frame numbers, rate, size).
+
+    Attributes:
+        name: a short name for output files (``"plate"`` for ``plate.####.exr``).
+        frame_numbers: the frame number of every frame (``1001, 1002, ...``; videos: 0, 1, ...).
+        frame_rate: the exact frame rate (``Fraction(24000, 1001)`` for 23.976), or None.
+        padding: digits of the frame numbers in file names.
+        pixel_aspect: pixel width over height of the stored frames (2.0: 2x anamorphic).
+        stored_size: `(H, W)` in stored pixels of what was read (the display window for
+            plates), or None when the same as the depth's input size.
+        display_window: `(x, y, width, height)` of the plate's frame, or None.
+        data_window: `(x, y, width, height)` of the pixels read, when not the display window.
+        colour: the input colour conversion, in words ("" = none / unknown).
+        source: the path or pattern read.
+    """
+
+    name: str = "frames"
+    frame_numbers: tuple[int, ...] = ()
+    frame_rate: Fraction | None = None
+    padding: int = 4
+    pixel_aspect: float = 1.0
+    stored_size: tuple[int, int] | None = None
+    display_window: tuple[int, int, int, int] | None = None
+    data_window: tuple[int, int, int, int] | None = None
+    colour: str = ""
+    source: str = ""
+
+    def numbers_for(self, count: int) -> tuple[int, ...]:
+        """Frame numbers of ``count`` frames: our own when they fit, else 0 .. count - 1."""
+        if len(self.frame_numbers) == count:
+            return tuple(self.frame_numbers)
+        return tuple(range(count))
+
+
+@dataclass(frozen=True)
 class EncodedFrames:
     """RGB latents of a clip at processing size, kept for snippet inference and refinement.
 
@@ -124,12 +161,14 @@ class EncodedFrames:
         size: `(H, W)` processing size, before padding to a multiple of 8.
         input_size: `(H0, W0)` size of the frames handed in.
         fingerprint: cheap summary of the source frames, to recognise them later.
+        clip: where the frames came from (frame numbers, rate, pixel aspect), or None.
     """
 
     latents: Tensor
     size: tuple[int, int]
     input_size: tuple[int, int]
     fingerprint: tuple = ()
+    clip: ClipInfo | None = None
 
     @property
     def num_frames(self) -> int:
@@ -193,10 +232,16 @@ class DepthVideo:
         inverse_depth: `N H W` float32 on the host.
         encoded: RGB latents of the frames it was predicted from (lets refinement skip
             re-encoding), or None.
+        spread: `N H W` float32, per pixel the standard deviation of the co-aligned
+            predictions whose mean the depth is, in the same units as ``inverse_depth``
+            (large = the snippets disagree: trust the depth less), or None when not computed.
+        clip: where the frames came from (frame numbers, rate, pixel aspect), or None.
     """
 
     inverse_depth: Tensor
     encoded: EncodedFrames | None = None
+    spread: Tensor | None = None
+    clip: ClipInfo | None = None
 
     @property
     def num_frames(self) -> int:

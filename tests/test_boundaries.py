@@ -12,16 +12,17 @@ PACKAGE = "rollingdepth_core"
 
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = (
-    ("errors", "hooks", "types", "presets"),
-    ("io", "evaluation"),
+    ("errors", "hooks", "types", "presets", "wording"),
+    ("io", "evaluation", "conversion"),
     ("runtime",),
     ("model",),
     ("coalign",),
     ("stages",),
+    ("validation",),
     ("pipeline",),
-    ("cli", "bench", "__main__", "__init__"),
+    ("cli", "bench", "__main__", "__init__", "launcher"),
 )
-LOWER = ("io", "runtime", "model")
+LOWER = ("io", "conversion", "runtime", "model")
 NEVER_BELOW = ("stages", "coalign", "pipeline", "cli")
 
 

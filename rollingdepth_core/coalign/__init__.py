@@ -6,7 +6,7 @@ aligned predictions; `slots` and `linalg/` are the layout and linear algebra the
 solvers share.
 """
 
-from .merge import merge_aligned, normalize_depth
+from .merge import merge_aligned, merge_with_spread, normalize_depth
 from .methods import DEFAULT_METHOD, SOLVERS, available_methods, coalign, coalign_depth
 from .problem import AlignmentProblem, CoalignSettings, objective, objective_value
 
@@ -19,6 +19,7 @@ __all__ = [
     "coalign",
     "coalign_depth",
     "merge_aligned",
+    "merge_with_spread",
     "normalize_depth",
     "objective",
     "objective_value",

@@ -11,11 +11,11 @@ import logging
 
 import torch
 
-from ..errors import InvalidSettings
+from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..types import Alignment, DepthVideo, SnippetDepths
 from . import fast, reference, robust
-from .merge import merge_aligned, normalize_depth
+from .merge import merge_aligned, merge_with_spread, normalization_scale, normalize_depth
 from .problem import CoalignSettings, Solver, prepare_problem
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,13 @@ def coalign(
     Returns:
         `Alignment` (scales and shifts per group, the subtracted offset, objective value).
     """
-    if method not in SOLVERS:
+    if not isinstance(snippets, SnippetDepths):
+        raise InvalidInput(
+            f"snippets must be SnippetDepths (from denoise_snippets); got {type(snippets).__name__}."
+        )
+    if not isinstance(settings, CoalignSettings):
+        raise InvalidSettings(f"settings must be a CoalignSettings; got {type(settings).__name__}.")
+    if not isinstance(method, str) or method not in SOLVERS:
         raise InvalidSettings(
             f"Unknown co-alignment method {method!r}. Choose one of {', '.join(sorted(SOLVERS))}."
         )
@@ -70,17 +76,31 @@ def coalign_depth(
     method: str = DEFAULT_METHOD,
     settings: CoalignSettings = CoalignSettings(),
     hooks: Hooks = NO_HOOKS,
+    spread: bool = False,
 ) -> tuple[DepthVideo, Alignment]:
     """Co-align, merge and normalise to -1..1: the depth video refinement consumes.
 
+    Args:
+        snippets, method, settings, hooks: as `coalign`.
+        spread: also compute every pixel's spread (`merge_with_spread`: the standard
+            deviation of its aligned predictions, in the normalised units of the result),
+            in the same pass; costs one more `N H W` float32 video.
+
     Returns:
         The depth video (`N H W` in -1..1, carrying the snippets' latents and noise for
-        refinement) and the alignment.
+        refinement, the spread when asked, and the clip's `ClipInfo` when known) and the
+        alignment.
     """
     alignment = coalign(snippets, method, settings, hooks)
-    merged = merge_aligned(snippets, alignment)
+    encoded = snippets.encoded
+    clip = encoded.clip if encoded is not None else None
+    if not spread:
+        merged = merge_aligned(snippets, alignment)
+        return DepthVideo(inverse_depth=normalize_depth(merged), encoded=encoded, clip=clip), alignment
+    merged, spreads = merge_with_spread(snippets, alignment)
+    spreads.mul_(normalization_scale(merged))  # into the units of the normalised video
     video = DepthVideo(
-        inverse_depth=normalize_depth(merged), encoded=snippets.encoded
+        inverse_depth=normalize_depth(merged), encoded=encoded, spread=spreads, clip=clip
     )
     return video, alignment
 

@@ -38,7 +38,9 @@ class CoalignSettings:
         dense_normalization: divide the data terms by the size of the reference's dense
             `rows N P` array, empty cells included (needed for parity); otherwise by the
             number of predictions.
-        tolerance: relative objective change that stops iterative solvers early (0: never).
+        tolerance: the reference (Adam) solver stops after the first step whose loss changed by
+            less than this fraction (0: never, as the reference); `fast` and `robust` stop on
+            their own criteria.
     """
 
     subsample: int = 10
@@ -60,6 +62,8 @@ class CoalignSettings:
             raise InvalidSettings(f"border must be >= 0; got {self.border}.")
         if self.num_iterations < 0:
             raise InvalidSettings(f"num_iterations must be >= 0; got {self.num_iterations}.")
+        if not self.tolerance >= 0:
+            raise InvalidSettings(f"tolerance must be >= 0 (0: never stop early); got {self.tolerance}.")
 
 
 @dataclass(frozen=True)

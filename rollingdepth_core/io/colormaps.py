@@ -15,6 +15,13 @@ _SPECTRAL = (
 )
 _OPENCV_MAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "jet", "bone", "hot")
 COLORMAPS = ("gray", "Spectral", "Spectral_r", *_OPENCV_MAPS)
+# Other spellings of the same maps (matplotlib's names, as in the authors' `--cmap Greys_r`).
+COLORMAP_ALIASES = {"Greys_r": "gray", "grey": "gray"}
+
+
+def is_colormap(name: object) -> bool:
+    """True when ``name`` is one of `COLORMAPS` or `COLORMAP_ALIASES`."""
+    return isinstance(name, str) and (name in COLORMAPS or name in COLORMAP_ALIASES)
 
 
 def _spectral_lut() -> np.ndarray:
@@ -25,7 +32,8 @@ def _spectral_lut() -> np.ndarray:
 
 
 def colormap_lut(name: str) -> Tensor:
-    """`256 3` float32 RGB lookup table of colour map ``name`` (one of `COLORMAPS`)."""
+    """`256 3` float32 RGB lookup table of colour map ``name`` (one of `COLORMAPS`, or an alias)."""
+    name = COLORMAP_ALIASES.get(name, name) if isinstance(name, str) else name
     if name == "gray":
         lut = np.repeat(np.linspace(0, 1, 256)[:, None], 3, axis=1)
     elif name in ("Spectral", "Spectral_r"):
@@ -42,6 +50,36 @@ def colormap_lut(name: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(lut)).float()
 
 
+def display_range(
+    depth: Tensor, low_percentile: float = 0.0, high_percentile: float = 100.0
+) -> tuple[float, float]:
+    """The clip-wide values shown as the two ends of a colour map.
+
+    Args:
+        depth: `N H W`, any range.
+        low_percentile, high_percentile: clip-wide percentiles (0 and 100: min and max).
+
+    Returns:
+        `(low, high)` over the finite values.
+    """
+    if depth.ndim != 3 or depth.shape[0] == 0:
+        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {tuple(depth.shape)}.")
+    if not 0.0 <= low_percentile < high_percentile <= 100.0:
+        raise InvalidSettings(
+            f"percentiles must satisfy 0 <= low < high <= 100; got {low_percentile}, {high_percentile}."
+        )
+    depth = depth.float()
+    finite = depth[torch.isfinite(depth)]
+    if finite.numel() == 0:
+        raise InvalidInput("depth holds no finite values.")
+    if low_percentile == 0.0 and high_percentile == 100.0:
+        return float(finite.min()), float(finite.max())
+    sample = finite[:: max(1, finite.numel() // 4_000_000)]  # quantile needs < 16M values
+    return float(torch.quantile(sample, low_percentile / 100.0)), float(
+        torch.quantile(sample, high_percentile / 100.0)
+    )
+
+
 def normalize_for_display(
     depth: Tensor, *, invert: bool = False, low_percentile: float = 0.0, high_percentile: float = 100.0
 ) -> Tensor:
@@ -56,23 +94,8 @@ def normalize_for_display(
     Returns:
         `N H W` float32 in 0..1.
     """
-    if depth.ndim != 3 or depth.shape[0] == 0:
-        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {tuple(depth.shape)}.")
-    if not 0.0 <= low_percentile < high_percentile <= 100.0:
-        raise InvalidSettings(
-            f"percentiles must satisfy 0 <= low < high <= 100; got {low_percentile}, {high_percentile}."
-        )
-    depth = depth.float()
-    finite = depth[torch.isfinite(depth)]
-    if finite.numel() == 0:
-        raise InvalidInput("depth holds no finite values.")
-    if low_percentile == 0.0 and high_percentile == 100.0:
-        lo, hi = finite.min(), finite.max()
-    else:
-        sample = finite[:: max(1, finite.numel() // 4_000_000)]  # quantile needs < 16M values
-        lo = torch.quantile(sample, low_percentile / 100.0)
-        hi = torch.quantile(sample, high_percentile / 100.0)
-    scaled = ((depth - lo) / (hi - lo).clamp_min(1e-12)).clamp(0.0, 1.0)
+    lo, hi = display_range(depth, low_percentile, high_percentile)
+    scaled = ((depth.float() - lo) / max(hi - lo, 1e-12)).clamp(0.0, 1.0)
     scaled = torch.nan_to_num(scaled, nan=0.0)
     return 1.0 - scaled if invert else scaled
 

@@ -12,6 +12,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+from .result_set import ResultSet
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ def _as_numpy_depth(depth: Tensor | np.ndarray) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def frame_paths(folder: Path, prefix: str, count: int, suffix: str) -> list[Path]:
-    """`folder/prefix_00000.suffix`, ... for ``count`` frames."""
-    return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(count)]
+def frame_paths(folder: Path, prefix: str, count: int, suffix: str, first_frame: int = 0) -> list[Path]:
+    """`folder/prefix_00000.suffix`, ... for ``count`` frames numbered from ``first_frame``."""
+    return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(first_frame, first_frame + count)]
 
 
 def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) -> Path:
@@ -38,8 +39,12 @@ def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) 
     return path
 
 
-def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth") -> list[Path]:
+def save_png16(
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", first_frame: int = 0
+) -> list[Path]:
     """Write one 16-bit greyscale PNG per frame, normalised with ONE range for the clip.
+
+    Files are numbered from ``first_frame`` (`prefix_00000.png` by default).
 
     The range goes to ``folder/prefix_range.json`` (``value = min + png / 65535 * (max - min)``),
     so the values can be recovered.
@@ -52,7 +57,7 @@ def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "de
     lo, hi = float(array.min()), float(array.max())
     scaled = (array - lo) / max(hi - lo, 1e-12)
     quantised = np.round(scaled * 65535.0).astype(np.uint16)
-    paths = frame_paths(folder, prefix, len(array), ".png")
+    paths = frame_paths(folder, prefix, len(array), ".png", first_frame)
     for path, frame in zip(paths, quantised, strict=True):
         if not cv2.imwrite(str(path), frame):
             raise OSError(f"Could not write {path}.")
@@ -63,9 +68,11 @@ def save_png16(folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "de
 
 
 def save_exr(
-    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", channel: str = "Z"
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", channel: str = "Z",
+    first_frame: int = 0,
 ) -> list[Path]:
-    """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default).
+    """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default),
+    numbered from ``first_frame``.
 
     ``channel="RGB"`` writes the value into R, G and B (for viewers that only show colour).
     """
@@ -76,7 +83,7 @@ def save_exr(
     folder.mkdir(parents=True, exist_ok=True)
     names = ("R", "G", "B") if channel == "RGB" else (channel,)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    paths = frame_paths(folder, prefix, len(array), ".exr")
+    paths = frame_paths(folder, prefix, len(array), ".exr", first_frame)
     for path, frame in zip(paths, array, strict=True):
         frame = np.ascontiguousarray(frame)
         with OpenEXR.File(header, {name: frame for name in names}) as handle:
@@ -100,21 +107,18 @@ def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
         return np.asarray(pixels, dtype=np.float32)
 
 
-def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) -> Path:
+def save_video(path: str | Path, rgb, fps: float = 30.0) -> Path:
     """Write `N H W 3` RGB (0..1 float or uint8) as an H.264 (or MPEG-4) video.
 
-    Odd sizes are padded by one pixel (yuv420p needs even sides).
+    ``rgb`` may also be an iterable of `b H W 3` chunks (frames coloured a chunk at a time,
+    so a long clip never exists as one float array). Odd sizes are padded by one pixel
+    (yuv420p needs even sides).
     """
     import av
 
-    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
-    if frames.dtype != np.uint8:
-        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    chunks = iter([rgb]) if isinstance(rgb, (Tensor, np.ndarray)) else iter(rgb)
+    first = next(chunks, None)
+    frames = _video_frames(first)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
@@ -127,12 +131,30 @@ def save_video(path: str | Path, rgb: Tensor | np.ndarray, fps: float = 30.0) ->
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "18"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
+        while frames is not None:
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            chunk = next(chunks, None)
+            frames = None if chunk is None else _video_frames(chunk, (stream.height, stream.width))
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _video_frames(rgb, size: tuple[int, int] | None = None) -> np.ndarray:
+    """`b H W 3` frames as uint8, padded to even sides (checked against ``size`` if given)."""
+    frames = rgb.detach().cpu().numpy() if isinstance(rgb, Tensor) else np.asarray(rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InvalidInput(f"video frames must be `N H W 3` with N >= 1; got {frames.shape}.")
+    if frames.dtype != np.uint8:
+        frames = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    if size is not None and frames.shape[1:3] != size:
+        raise InvalidInput(f"video frames change size: {frames.shape[1:3]} after {size}.")
+    return frames
 
 
 DEPTH_FORMATS = ("npz", "exr", "png16")
@@ -162,25 +184,16 @@ def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
     return target.parent, target.name
 
 
-def next_take(folder: Path, stem: str) -> int:
-    """1 + the highest take number ``stem_NNNNN...`` already in ``folder`` (1 when none)."""
-    if not folder.is_dir():
-        return 1
-    taken = [0]
-    for entry in folder.iterdir():
-        rest = entry.name[len(stem) + 1 :]
-        if entry.name.startswith(stem + "_") and rest[:5].isdigit():
-            taken.append(int(rest[:5]))
-    return max(taken) + 1
-
-
 def save_depth_files(
     root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
 ) -> list[Path]:
-    """Write a depth video in each of ``formats`` under ``root``, never overwriting.
+    """Write a depth video in each of ``formats`` under ``root`` as a new take, atomically.
 
-    Each call is one take `k` (the next free number): ``<prefix>_<k>.npz``, and folders
-    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame.
+    Each call is one take `k` (1 + the highest there): ``<prefix>_<k>.npz``, and folders
+    ``<prefix>_<k>_exr/`` and ``<prefix>_<k>_png16/`` with one file per frame (and the
+    range JSON). The take is written under a temporary name and renamed into place when
+    complete (`result_set.ResultSet`): an error or a cancel leaves nothing behind, and no
+    earlier take is ever touched.
 
     Args:
         root: the folder everything must stay in (ComfyUI's output folder).
@@ -198,15 +211,23 @@ def save_depth_files(
         )
     array = _as_numpy_depth(depth)
     folder, stem = output_location(root, prefix)
-    take = f"{stem}_{next_take(folder, stem):05d}"
-    written: list[Path] = []
-    for kind in formats:
-        if kind == "npz":
-            written.append(save_npz(folder / f"{take}.npz", array))
-        elif kind == "exr":
-            written += save_exr(folder / f"{take}_exr", array, prefix=stem)
-        else:
-            written += save_png16(folder / f"{take}_png16", array, prefix=stem)
-            written.append(folder / f"{take}_png16" / f"{stem}_range.json")
+    entries = {"npz": "{stem}.npz", "exr": "{stem}_exr", "png16": "{stem}_png16"}
+    results = ResultSet.plan(
+        folder, stem, tuple(entries[kind] for kind in formats), existing="new_take",
+        patterns=tuple(entries.values()), take_prefix="{stem}_", take_digits=5, first_take_plain=False,
+    )
+    take = results.stem
+    staged: list[Path] = []
+    with results.write() as staging:
+        for kind in formats:
+            name = entries[kind].replace("{stem}", take)
+            if kind == "npz":
+                staged.append(save_npz(staging.path(name), array))
+            elif kind == "exr":
+                staged += save_exr(staging.path(name), array, prefix=stem)
+            else:
+                staged += save_png16(staging.path(name), array, prefix=stem)
+                staged.append(staging.path(name) / f"{stem}_range.json")
+    written = [folder / path.relative_to(staging.root) for path in staged]
     logger.info("Wrote %d file(s) for %s.", len(written), take)
     return written

@@ -8,20 +8,25 @@ it) read `b 3 H W` batches at the processing size from any `FrameSource`:
   converted a batch at a time;
 - `VideoFileSource`: a video file (path or file-like) decoded lazily with PyAV, each frame
   resized as it is decoded;
+- `plates.ImageSequenceSource`: an image sequence (``plate.####.exr``), read with
+  OpenImageIO and colour-converted frame by frame;
 - `video_input_source`: any object shaped like ComfyUI's VIDEO (`get_stream_source()` /
-  `get_components()`), without importing ComfyUI.
+  `get_components()`, or our plate VIDEO's `frame_source()`), without importing ComfyUI.
 
-`as_source(x)` picks the right one.
+`as_source(x)` picks the right one; `clip_info(source)` says where a clip came from (frame
+numbers, exact frame rate, pixel aspect) so outputs can match it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +36,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+from ..types import ClipInfo
 from .frames import check_finite, check_frames, resize_frames
 
 logger = logging.getLogger(__name__)
@@ -183,7 +189,8 @@ class VideoFileSource:
         self._container = None
         self._frames = None  # iterator over the window's decoded frames
         self._position = 0  # clip frame index the iterator yields next
-        self._num_frames, self.fps = self._count()
+        self._num_frames, self.frame_rate = self._count()
+        self.fps = float(self.frame_rate)
         if self._num_frames < 1:
             raise InvalidInput(f"{self.name} has no frames in the window starting at {start_time} s.")
         height, width = self._to_rgb(self._next_frame_of(self._fresh_iterator())).shape[:2]
@@ -226,11 +233,12 @@ class VideoFileSource:
     def _in_window(self, pts: int | None, start: int, end: int | None) -> bool:
         return pts is None or (pts >= start and (end is None or pts < end))
 
-    def _count(self) -> tuple[int, float]:
-        """Frames in the window (header count, else packets counted without decoding), fps."""
+    def _count(self) -> tuple[int, Fraction]:
+        """Frames in the window (header count, else packets counted without decoding), and the
+        exact frame rate (24000/1001 stays 24000/1001)."""
         with self._open() as container:
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 30)
+            fps = Fraction(stream.average_rate or stream.guessed_rate or 30)
             if stream.frames and not self.start_time and not self.duration:
                 return int(stream.frames), fps
             start, end = self._window(stream)
@@ -305,6 +313,14 @@ class VideoFileSource:
             out.append(frame if size is None else resize_frames(frame, tuple(size)))
         return torch.cat(out)  # b 3 H W
 
+    @property
+    def clip(self) -> ClipInfo:
+        name = self.file.stem if isinstance(self.file, Path) else "video"
+        return ClipInfo(
+            name=name, frame_numbers=tuple(range(self._num_frames)), frame_rate=self.frame_rate,
+            padding=max(4, len(str(self._num_frames - 1))), source=self.name,
+        )
+
     def fingerprint(self) -> tuple:
         if isinstance(self.file, Path):
             stat = self.file.stat()
@@ -350,6 +366,15 @@ class FrameRange:
     def fps(self) -> float | None:
         return getattr(self.source, "fps", None)
 
+    @property
+    def clip(self) -> ClipInfo | None:
+        """The source's `ClipInfo` with this range's frame numbers."""
+        whole = clip_info(self.source)
+        if whole is None:
+            return None
+        numbers = whole.numbers_for(self.source.num_frames)[self.start : self.start + self._num_frames]
+        return dataclasses.replace(whole, frame_numbers=numbers)
+
     def read(self, start: int, stop: int, size: tuple[int, int] | None = None) -> Tensor:
         check_range(self, start, stop)
         return self.source.read(self.start + start, self.start + stop, size)
@@ -385,6 +410,8 @@ def video_input_source(video) -> FrameSource:
     (`get_components().images`, `N H W 3` in 0..1) are read from those images, which are
     never copied as a whole.
     """
+    if callable(getattr(video, "frame_source", None)):  # our plate VIDEO: read lazily as it is
+        return video.frame_source()
     has_stream = callable(getattr(video, "get_stream_source", None))
     newer = callable(getattr(video, "get_active_trim_window", None))  # trims, decodes to float
     pixel_format = "auto" if newer else "rgb24"
@@ -418,6 +445,10 @@ def as_source(frames) -> FrameSource:
     if isinstance(frames, np.ndarray):
         return ArraySource(frames)
     if isinstance(frames, (str, os.PathLike)):
+        if is_sequence_path(frames):
+            from .plates import ImageSequenceSource
+
+            return ImageSequenceSource(frames)
         return VideoFileSource(frames)
     if isinstance(frames, FrameSource):
         return frames
@@ -429,6 +460,22 @@ def as_source(frames) -> FrameSource:
         f"Cannot read frames from {type(frames).__name__}; pass a tensor `N 3 H W`, an array "
         "`N H W 3`, a video path or a VIDEO."
     )
+
+
+def is_sequence_path(path: str | os.PathLike) -> bool:
+    """True for what `plates.ImageSequenceSource` reads: a pattern (``####``, ``@@@@``,
+    ``%04d``), a folder, or a file with an image suffix."""
+    from .sequences import is_image_file, pattern_from_text
+
+    path = Path(path)
+    return path.is_dir() or is_image_file(path.name) or (
+        pattern_from_text(path) is not None and is_image_file(pattern_from_text(path).tail)
+    )
+
+
+def clip_info(source: FrameSource) -> ClipInfo | None:
+    """Where ``source``'s frames came from (its ``clip``), or None when it does not say."""
+    return getattr(source, "clip", None)
 
 
 class FrameReader:

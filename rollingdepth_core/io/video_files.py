@@ -36,11 +36,70 @@ class Clip:
     names: tuple[str, ...]
 
 
-def _to_frames(rgb_uint8: np.ndarray, resolution: int) -> Tensor:
-    """`H W 3` uint8 -> `1 3 H' W'` float32 in -1..1, resized to the processing resolution."""
-    image = torch.from_numpy(np.ascontiguousarray(rgb_uint8)).permute(2, 0, 1)[None].float()
+def _to_frames(rgb: np.ndarray, resolution: int) -> Tensor:
+    """`H W 3` RGB (uint8, or float in 0..1) -> `1 3 H' W'` float32 in -1..1, resized."""
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    if rgb.dtype == np.uint8:
+        image = image / 255.0
     size = processing_size(image.shape[-2], image.shape[-1], resolution)
-    return resize_frames(image, size) / 127.5 - 1.0
+    return resize_frames(image, size) * 2.0 - 1.0
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """An image file as `H W 3` RGB, at its full precision, and what was converted.
+
+    8-bit files give uint8; 16-bit files float32 in 0..1 (all 16 bits kept, never reduced
+    to 8); greyscale becomes RGB; an alpha channel is dropped.
+
+    Returns:
+        The image and the conversions made (empty for a plain 8-bit RGB file).
+
+    Raises:
+        InvalidInput: unreadable file, or a pixel type other than 8/16-bit (float files
+            must be in 0..1).
+    """
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InvalidInput(f"Could not read image {path}.")
+    notes = []
+    if image.dtype == np.uint16:
+        image = image.astype(np.float32) / 65535.0
+        notes.append("16-bit kept at full precision")
+    elif image.dtype == np.float32:
+        low, high = float(image.min()), float(image.max())
+        if low < -0.01 or high > 1.01:
+            raise InvalidInput(
+                f"{path} holds float values {low:.3g}..{high:.3g}; float images must be in 0..1 "
+                "(display-referred). Convert it first."
+            )
+        notes.append("float kept at full precision")
+    elif image.dtype != np.uint8:
+        raise InvalidInput(f"{path} has pixel type {image.dtype}; use 8- or 16-bit images.")
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+        notes.append("greyscale turned into RGB")
+    elif image.shape[2] == 2:  # grey + alpha
+        image = np.repeat(image[:, :, :1], 3, axis=2)
+        notes += ["greyscale turned into RGB", "alpha dropped"]
+    elif image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0]]
+        notes.append("alpha dropped")
+    else:
+        image = image[:, :, ::-1]  # OpenCV reads BGR
+    return image, tuple(notes)
+
+
+def probe_image_folder(folder: str | Path, start: int = 0, count: int = 0) -> tuple[int, tuple[int, int]]:
+    """Frames and `(H0, W0)` of an image folder (the first image only is read), for checks."""
+    _check_range(start, count)
+    paths = list_images(folder)
+    paths = paths[start : start + count] if count else paths[start:]
+    if not paths:
+        raise InvalidInput(f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {folder} from frame {start}.")
+    image, _ = read_image(paths[0])
+    return len(paths), (int(image.shape[0]), int(image.shape[1]))
 
 
 def _check_range(start: int, count: int) -> None:
@@ -83,7 +142,7 @@ def read_video(
             if count and index >= start + count:
                 break
             hooks.check_cancel()
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = frame.to_ndarray(format="rgb24")  # H W 3 uint8
             input_size = input_size or (rgb.shape[0], rgb.shape[1])
             frames.append(_to_frames(rgb, resolution))
             hooks.progress(len(frames), max(total, len(frames)))
@@ -102,21 +161,21 @@ def list_images(folder: str | Path) -> list[Path]:
 def read_image_folder(
     folder: str | Path, start: int = 0, count: int = 0, resolution: int = 0, hooks: Hooks = NO_HOOKS
 ) -> Clip:
-    """Read a folder of images (sorted by name) as one clip; all must have the same size."""
-    import cv2
+    """Read a folder of images (sorted by name) as one clip; all must have the same size.
 
+    16-bit images keep their precision; greyscale and RGBA images are converted to RGB.
+    What was converted is logged once.
+    """
     _check_range(start, count)
     paths = list_images(folder)
     paths = paths[start : start + count] if count else paths[start:]
     if not paths:
         raise InvalidInput(f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}.")
-    frames, input_size = [], None
+    frames, input_size, conversions = [], None, {}
     for i, path in enumerate(paths):
         hooks.check_cancel()
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InvalidInput(f"Could not read image {path}.")
-        rgb = image[:, :, ::-1]
+        rgb, notes = read_image(path)
+        conversions.update(dict.fromkeys(notes))
         if input_size is None:
             input_size = rgb.shape[:2]
         elif rgb.shape[:2] != input_size:
@@ -126,6 +185,8 @@ def read_image_folder(
             )
         frames.append(_to_frames(rgb, resolution))
         hooks.progress(i + 1, len(paths))
+    if conversions:
+        logger.info("Converted the images of %s: %s.", folder, ", ".join(conversions))
     return Clip(torch.cat(frames), tuple(input_size), 30.0, tuple(p.stem for p in paths))
 
 

@@ -14,6 +14,8 @@ Weights are read from safetensors only, never from pickle files.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +27,7 @@ import torch
 from ..errors import CheckpointError, InvalidSettings
 from ..runtime.devices import check_device
 from ..types import DepthModel
+from ..wording import API, Wording
 from .attention import install_cross_frame_attention
 
 logger = logging.getLogger(__name__)
@@ -49,11 +52,11 @@ CONFIG_FILES = (
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device | str) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device | str, warn: bool = True) -> torch.dtype:
     """Torch dtype for ``dtype`` ("fp32", "fp16", "bf16", "auto" or a torch dtype).
 
-    "auto" is fp16 on CUDA and fp32 elsewhere. fp16 on a CPU is slow and poorly supported,
-    so it falls back to fp32 with a warning.
+    "auto" is fp16 on CUDA and fp32 elsewhere, silently. fp16 asked for on a CPU (slow and
+    poorly supported there) falls back to fp32 with a warning (unless ``warn`` is False).
     """
     device = torch.device(device)
     if isinstance(dtype, torch.dtype):
@@ -67,9 +70,19 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | str) -> torch
     if resolved not in DTYPES.values():
         raise InvalidSettings(f"dtype must be float32, float16 or bfloat16; got {resolved}.")
     if device.type == "cpu" and resolved == torch.float16:
-        logger.warning("fp16 is not supported well on the CPU; using fp32 instead.")
+        if warn:
+            logger.warning("fp16 is not supported well on the CPU; using fp32 instead.")
         resolved = torch.float32
     return resolved
+
+
+def preset_dtype(dtype: str, device: torch.device | str) -> str:
+    """The dtype to load a preset's model in on ``device``: the preset's, fp32 on a CPU.
+
+    A preset's fp16 is a default, not a request: on a CPU it becomes fp32 without a
+    warning (`resolve_dtype` warns only when fp16 on a CPU was asked for explicitly).
+    """
+    return "fp32" if torch.device(device).type == "cpu" and dtype in ("fp16", "bf16") else dtype
 
 
 @dataclass(frozen=True)
@@ -80,11 +93,14 @@ class CheckpointFiles:
         root: the folder.
         weights: component -> its safetensors file.
         variant: "fp16" when the half-precision variant files are used, else None.
+        repo_id: the Hugging Face repo the files came from (downloaded or from the cache);
+            None for a local folder (whatever it holds).
     """
 
     root: Path
     weights: dict[str, Path]
     variant: str | None
+    repo_id: str | None = None
 
 
 def weight_file(root: Path, component: str, prefer_variant: bool) -> Path | None:
@@ -157,6 +173,7 @@ def download_checkpoint(
     cache_dir: str | os.PathLike | None = None,
     prefer_variant: bool = False,
     local_files_only: bool = False,
+    wording: Wording = API,
 ) -> Path:
     """Download ``repo_id`` from the Hugging Face Hub (configs + safetensors only).
 
@@ -168,7 +185,8 @@ def download_checkpoint(
         The folder holding the checkpoint.
 
     Raises:
-        CheckpointError: offline (or the repo is unreachable) and no complete copy is local.
+        CheckpointError: offline (or the repo is unreachable) and no complete copy is local;
+            the message says how to get it, worded by ``wording``.
     """
     from huggingface_hub import snapshot_download
 
@@ -186,13 +204,32 @@ def download_checkpoint(
                     if weight_file(folder, c, True) is None]
             folder = Path(snapshot_download(repo_id, allow_patterns=configs + full, **kwargs))
     except Exception as error:  # huggingface_hub's network and cache errors have no common base
-        where = target or "a folder of your choice"
+        if target is not None:
+            then = f"copy it to {target}"
+        else:
+            then = f"load it from there ({wording.assign('source', '<folder>')})"
         raise CheckpointError(
             f"Could not get {repo_id} from the Hugging Face Hub ({type(error).__name__}: {error}). "
-            f"If you are offline, download it elsewhere (e.g. `huggingface-cli download {repo_id} "
-            f"--local-dir <folder>`) and copy it to {where}, then pass that folder as the model."
+            f"If you are offline, download it on a machine that is online (`{download_command(repo_id)}`) "
+            f"and {then}."
         ) from error
     return folder
+
+
+def download_command(repo_id: str = DEFAULT_REPO_ID, folder: str = "<folder>") -> str:
+    """The shell command that downloads ``repo_id`` with the installed huggingface_hub.
+
+    huggingface_hub 0.34 and later ship ``hf download``; older releases only
+    ``huggingface-cli download`` (removed in 1.0).
+    """
+    import huggingface_hub
+
+    try:
+        major, minor = (int(p) for p in huggingface_hub.__version__.split(".")[:2])
+    except ValueError:
+        major, minor = 1, 0
+    tool = "hf" if (major, minor) >= (0, 34) else "huggingface-cli"
+    return f"{tool} download {repo_id} --local-dir {folder}"
 
 
 def resolve_checkpoint(
@@ -201,6 +238,7 @@ def resolve_checkpoint(
     local_dir: str | os.PathLike | None = None,
     prefer_variant: bool = False,
     allow_download: bool = True,
+    wording: Wording = API,
 ) -> CheckpointFiles:
     """A checked checkpoint for ``source``: a local folder, or a Hub repo id to download.
 
@@ -215,7 +253,8 @@ def resolve_checkpoint(
     if not is_repo_id:
         raise CheckpointError(
             f"Model {text!r} is neither a folder nor a Hugging Face repo id like "
-            f"{DEFAULT_REPO_ID!r}. Pass the folder that holds model_index.json."
+            f"{DEFAULT_REPO_ID!r}. Give the folder that holds model_index.json "
+            f"({wording.assign('source', '<folder>')})."
         )
     if local_dir is not None and Path(local_dir).is_dir() and any(Path(local_dir).iterdir()):
         try:
@@ -224,9 +263,9 @@ def resolve_checkpoint(
             logger.info("%s is incomplete; downloading %s into it.", local_dir, text)
     folder = download_checkpoint(
         text, local_dir=local_dir, cache_dir=cache_dir, prefer_variant=prefer_variant,
-        local_files_only=not allow_download,
+        local_files_only=not allow_download, wording=wording,
     )
-    return check_checkpoint(folder, prefer_variant)
+    return dataclasses.replace(check_checkpoint(folder, prefer_variant), repo_id=text)
 
 
 def read_scheduler_config(root: Path) -> dict:
@@ -261,6 +300,32 @@ def embed_empty_prompt(root: Path, files: CheckpointFiles) -> torch.Tensor:
     return embed
 
 
+@contextlib.contextmanager
+def progress_bars(show: bool):
+    """Within this block, diffusers', transformers' and huggingface_hub's bars are shown or not."""
+    if show:
+        yield
+        return
+    import diffusers.utils.logging as diffusers_logging
+    import huggingface_hub.utils as hub_utils
+    import transformers.utils.logging as transformers_logging
+
+    before = (diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled(),
+              hub_utils.are_progress_bars_disabled())
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if before[0]:
+            diffusers_logging.enable_progress_bar()
+        if before[1]:
+            transformers_logging.enable_progress_bar()
+        if not before[2]:
+            hub_utils.enable_progress_bars()
+
+
 def load_model(
     source: str | os.PathLike = DEFAULT_REPO_ID,
     device: torch.device | str = "cpu",
@@ -270,6 +335,8 @@ def load_model(
     allow_download: bool = True,
     compute_device: torch.device | str | None = None,
     speed=None,
+    show_progress: bool = True,
+    wording: Wording = API,
 ) -> DepthModel:
     """Load a RollingDepth checkpoint onto ``device`` in ``dtype``.
 
@@ -285,6 +352,8 @@ def load_model(
             decides "auto" and whether fp16 is usable. Default: ``device``.
         speed: optional `speedups.SpeedOptions` (channels_last, attention kernel,
             torch.compile), applied after the move to ``device``.
+        show_progress: False hides the download and weight-loading bars (``-q``).
+        wording: how messages name the settings (the command line and the nodes pass theirs).
 
     Returns:
         A `DepthModel` with cross-frame attention installed and the empty prompt embedded
@@ -293,15 +362,21 @@ def load_model(
     Raises:
         CheckpointError: missing, incomplete or corrupt checkpoint.
     """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    device = check_device(device)
+    device = check_device(device, wording)
     compute_device = device if compute_device is None else torch.device(compute_device)
     torch_dtype = resolve_dtype(dtype, compute_device)
-    files = resolve_checkpoint(
-        source, cache_dir=cache_dir, local_dir=local_dir,
-        prefer_variant=torch_dtype != torch.float32, allow_download=allow_download,
-    )
+    with progress_bars(show_progress):
+        files = resolve_checkpoint(
+            source, cache_dir=cache_dir, local_dir=local_dir,
+            prefer_variant=torch_dtype != torch.float32, allow_download=allow_download, wording=wording,
+        )
+        return _load_files(files, source, device, torch_dtype, speed)
+
+
+def _load_files(files: CheckpointFiles, source, device: torch.device, torch_dtype: torch.dtype, speed):
+    """The weights of a checked checkpoint as a `DepthModel` on ``device``."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
     root = files.root
     scheduler_config = read_scheduler_config(root)
 
@@ -335,7 +410,8 @@ def load_model(
         unet=unet, vae=vae, scheduler_config=dict(scheduler_config),
         empty_text_embed=empty_text_embed.to(torch_dtype), dtype=torch_dtype, source=str(source),
     )
-    logger.info("Loaded %s (%s) on %s.", source, str(torch_dtype).replace("torch.", ""), device)
+    origin = f"{files.repo_id} ({root})" if files.repo_id else str(root)  # what was really loaded
+    logger.info("Loaded %s (%s) on %s.", origin, str(torch_dtype).replace("torch.", ""), device)
     model.to(device)
     if speed is not None:
         from .speedups import apply_speedups

@@ -6,6 +6,8 @@ import gc
 
 import torch
 
+from ..wording import API, Wording
+
 
 def is_out_of_memory(error: BaseException) -> bool:
     """True for an accelerator out-of-memory error (CUDA, MPS, XPU...)."""
@@ -65,23 +67,30 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def check_device(device: torch.device | str) -> torch.device:
+def check_device(device: torch.device | str, wording: Wording = API) -> torch.device:
     """``device`` as a torch.device, checked to exist on this machine.
+
+    Args:
+        device: "cuda", "cuda:1", "mps", "cpu" or a torch.device.
+        wording: how the caller's interface names the setting (the fix in the message).
 
     Raises:
         InvalidSettings: unknown device string, or an accelerator this machine lacks.
     """
     from ..errors import InvalidSettings
 
+    name = wording.name("device")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise InvalidSettings(f"Unknown device {device!r} ({error}). Use cuda, cuda:1, mps or cpu.") from None
+        raise InvalidSettings(
+            f"Unknown {name} {device!r} ({error}). Use cuda, cuda:1, mps or cpu."
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InvalidSettings(
                 f"Device {device} was asked for but this PyTorch has no usable CUDA GPU. "
-                "Use --device cpu, or install a CUDA build of PyTorch."
+                f"Use {wording.assign('device', 'cpu')}, or install a CUDA build of PyTorch."
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise InvalidSettings(
@@ -90,7 +99,9 @@ def check_device(device: torch.device | str) -> torch.device:
     if device.type == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
-        raise InvalidSettings(f"Device {device} (Apple MPS) is not available here. Use cpu.")
+        raise InvalidSettings(
+            f"Device {device} (Apple MPS) is not available here. Use {wording.assign('device', 'cpu')}."
+        )
     return device
 
 

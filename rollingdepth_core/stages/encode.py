@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..hooks import NO_HOOKS, Hooks
 from ..io.frames import pad_to_multiple, padding_for, processing_size
-from ..io.sources import FrameReader, FrameSource, as_source
+from ..io.sources import FrameReader, FrameSource, as_source, clip_info
 from ..model.vae_batches import encode_to_host
 from ..runtime.batch_sizes import BatchSize, vae_batch_size
 from ..types import DepthModel, EncodedFrames
@@ -73,5 +73,5 @@ def encode_frames(
         encode_to_host(model, total, reader.read, batch_size, latents, hooks)
     return EncodedFrames(
         latents=latents, size=size, input_size=input_size,
-        fingerprint=source.fingerprint() + (size,),
+        fingerprint=source.fingerprint() + (size,), clip=clip_info(source),
     )

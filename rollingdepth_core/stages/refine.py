@@ -8,7 +8,7 @@ import torch
 from einops import repeat
 from torch import Tensor
 
-from ..coalign.merge import normalize_depth
+from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..io.frames import check_finite, pad_to_multiple
@@ -218,7 +218,8 @@ def refine_video(
             overrides it.
 
     Returns:
-        Refined depth video at the processing size.
+        Refined depth video at the processing size; a spread carried by ``depth`` comes
+        along, scaled into the refined video's units (`spread_in_units_of`).
     """
     from ..io.frames import processing_size, resize_depth
     from ..io.sources import as_source
@@ -249,4 +250,7 @@ def refine_video(
         model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
         cap_dilation, snippets_per_batch, vae_batch_size, hooks,
     )
-    return DepthVideo(inverse_depth=refined, encoded=encoded)
+    spread = None if depth.spread is None else spread_in_units_of(depth.spread, depth.inverse_depth, refined)
+    return DepthVideo(
+        inverse_depth=refined, encoded=encoded, spread=spread, clip=depth.clip or encoded.clip
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import operator
 
 import torch
 from torch import Tensor
 
 from ..errors import InvalidSettings
-from ..presets import check_dilations
+from ..presets import parse_dilations
 from ..types import SnippetGroup, SnippetPlan
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def plan_snippets(
     dilations: tuple[int, ...] = (1, 25),
     snippet_length: int = 3,
     cap: bool = True,
+    log: bool = True,
 ) -> SnippetPlan:
     """The snippet plan of a clip: one group of stride-1 snippets per dilation.
 
@@ -68,16 +70,17 @@ def plan_snippets(
         dilations: frame spacings; must include 1.
         snippet_length: `n` >= 1.
         cap: apply dilation capping.
+        log: log what was capped, shortened or skipped (off for plans made only to check).
 
     Returns:
         A `SnippetPlan` whose groups keep the order of ``dilations``.
     """
     _check_positive(num_frames=num_frames, snippet_length=snippet_length)
-    dilations = tuple(int(d) for d in dilations)
-    check_dilations(dilations)
+    dilations = parse_dilations(dilations)  # a sequence of ints or "1,10,25"; 1.5 is refused
     length = effective_snippet_length(num_frames, snippet_length)
+    say = logger.info if log else logger.debug
     if length < snippet_length:
-        logger.info(
+        say(
             "The clip has %d frame(s), fewer than the snippet length %d: "
             "snippets of %d frame(s) are used.", num_frames, snippet_length, length,
         )
@@ -86,16 +89,16 @@ def plan_snippets(
     for requested in dilations:
         dilation = cap_dilation(num_frames, length, requested) if cap else requested
         if dilation != requested:
-            logger.info(
+            say(
                 "Dilation %d is too large for %d frames; capped to %d.",
                 requested, num_frames, dilation,
             )
         if dilation in seen:
-            logger.info("Dilation %d equals an earlier group after capping; run once.", requested)
+            say("Dilation %d equals an earlier group after capping; run once.", requested)
             continue
         indices = snippet_indices(num_frames, length, dilation)
         if indices.shape[0] == 0:
-            logger.warning(
+            (logger.warning if log else logger.debug)(
                 "Dilation %d needs at least %d frames, the clip has %d; this group is skipped "
                 "(turn capping on to shrink it instead).",
                 dilation, (length - 1) * dilation + 1, num_frames,
@@ -129,5 +132,9 @@ def refine_dilations(
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if int(value) != value or value < 1:
+        try:
+            whole = not isinstance(value, bool) and operator.index(value) >= 1
+        except TypeError:
+            whole = False
+        if not whole:
             raise InvalidSettings(f"{name} must be a whole number >= 1; got {value!r}.")

@@ -10,6 +10,7 @@ compared within that band; the objective must not be higher.
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 import torch
@@ -80,7 +81,7 @@ def test_fast_accuracy_matches_reference_on_align_small(align_small, small_snipp
     assert scores.absrel < 33.69 / 2  # far better than the naive mean
 
 
-def test_fast_objective_not_above_reference_on_case_a(case_a):
+def test_fast_objective_not_above_reference_on_case_a(case_a, golden_dir):
     snippets = golden_snippets(case_a, 40, (1, 10))
     problem = prepare_problem(snippets, CoalignSettings())
     reference = objective_value(
@@ -89,11 +90,16 @@ def test_fast_objective_not_above_reference_on_case_a(case_a):
         tuple(case_a[f"coalign_translation_d{d}"].flatten() for d in (1, 10)),
         CoalignSettings(),
     )
-    assert reference == pytest.approx(0.0150875, abs=2e-6)
+    # the authors' loss history ends within Adam's last steps of its returned parameters:
+    # our objective at those parameters must lie where their last 10 recorded losses lie
+    history = case_a["coalign_loss_history"][-10:, 0]
+    recorded = json.loads((golden_dir / "tiny_v1" / "case_a.json").read_text())["coalign"]["loss_last"]
+    assert recorded == pytest.approx(float(history[-1]), rel=1e-7)
+    assert float(history.min()) * (1 - 1e-5) <= reference <= float(history.max()) * (1 + 1e-5)
     alignment = coalign(snippets, "fast")
     assert alignment.objective <= reference
     merged = merge_aligned(snippets, alignment)
-    torch.testing.assert_close(merged, case_a["depth_coaligned_raw"][:, 0], atol=0.02, rtol=0)
+    torch.testing.assert_close(merged, case_a["depth_coaligned_raw"][:, 0], atol=PARITY, rtol=0)
 
 
 def test_default_method_is_fast_and_others_selectable():
@@ -153,15 +159,61 @@ def test_fast_without_dense_normalisation_uses_prediction_count(small_snippets):
         objective_value(problem, alignment.scales, alignment.shifts, settings), rel=1e-5)
 
 
-@pytest.mark.parametrize("num_frames", [1, 2, 5])
-def test_fast_on_very_short_clips(num_frames):
+def frame_spread(snippets: SnippetDepths, alignment) -> float:
+    """Largest over frames of (std / mean) of the frame's aligned predictions (0: they agree)."""
+    predictions: dict[int, list[torch.Tensor]] = {}
+    for group, depth, scales, shifts in zip(snippets.plan.groups, snippets.depths, alignment.scales,
+                                            alignment.shifts, strict=True):
+        for k, frames in enumerate(group.indices.tolist()):
+            for position, frame in enumerate(frames):
+                aligned = (depth[k, position] - alignment.offset) * scales[k] + shifts[k]
+                predictions.setdefault(frame, []).append(aligned)
+    spreads = [torch.stack(p).std(0, unbiased=False).mean() / torch.stack(p).mean().abs()
+               for p in predictions.values() if len(p) > 1]
+    return float(max(spreads)) if spreads else 0.0
+
+
+def affine_snippets(num_frames: int) -> SnippetDepths:
+    """Snippets that are exact affine copies of one positive video, each with its own gain
+    (x0.82..x1.22) and offset (+-0.1): perfect agreement exists."""
     plan = plan_snippets(num_frames, (1, 10, 25), 3)
     generator = torch.Generator().manual_seed(num_frames)
-    base = torch.rand(num_frames, 12, 16, generator=generator)
-    depths = tuple(base[g.indices] * 0.5 + 0.1 for g in plan.groups)  # consistent snippets
-    alignment = coalign(SnippetDepths(plan, depths), "fast")
-    assert all(bool(torch.isfinite(s).all()) for s in alignment.scales)
-    assert alignment.objective == pytest.approx(0.0, abs=1e-6)  # they already agree
+    base = torch.rand(num_frames, 12, 16, generator=generator) + 0.5
+    depths = []
+    for group in plan.groups:
+        gain = torch.exp((torch.rand(group.num_snippets, generator=generator) * 2 - 1) * 0.2)
+        offset = (torch.rand(group.num_snippets, generator=generator) * 2 - 1) * 0.1
+        depths.append(base[group.indices] * gain[:, None, None, None] + offset[:, None, None, None])
+    return SnippetDepths(plan, tuple(depths))
+
+
+@pytest.mark.parametrize("num_frames", [1, 2])
+def test_fast_on_a_single_snippet_keeps_the_start(num_frames):
+    """N < n: one snippet holds the clip (every dilation is capped to 1, run once). Nothing to
+    align: the answer is the start (the regulariser's minimum) and the merge is the snippet."""
+    snippets = affine_snippets(num_frames)
+    assert snippets.plan.num_snippets == 1 and snippets.plan.snippet_length == num_frames
+    alignment = coalign(snippets, "fast")
+    torch.testing.assert_close(alignment.scales[0], torch.ones(1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(alignment.shifts[0], torch.zeros(1), rtol=0, atol=1e-6)
+    assert alignment.objective == pytest.approx(0.0, abs=1e-9)
+    torch.testing.assert_close(merge_aligned(snippets, alignment),
+                               snippets.depths[0][0] - alignment.offset, rtol=0, atol=1e-6)
+
+
+def test_fast_aligns_disagreeing_snippets_of_a_short_clip():
+    """N = 5: three overlapping snippets, each off by its own gain and offset (frames disagree
+    by 22 % at the start); the solved snippets agree (spread below 1 %) and the objective
+    drops to an eighth of its start."""
+    snippets = affine_snippets(5)
+    start = coalign(snippets, "fast", CoalignSettings(num_iterations=0))
+    alignment = coalign(snippets, "fast")
+    assert frame_spread(snippets, start) > 0.2
+    assert frame_spread(snippets, alignment) < 0.01
+    assert alignment.objective < start.objective / 8
+    problem = prepare_problem(snippets, CoalignSettings())
+    assert alignment.objective == pytest.approx(
+        objective_value(problem, alignment.scales, alignment.shifts, CoalignSettings()), rel=1e-5)
 
 
 def test_newton_system_objective_matches_the_reference_objective(small_snippets):
