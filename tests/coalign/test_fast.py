@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from rollingdepth_core import pipeline
-from rollingdepth_core.coalign.fast import newton_system, pixel_subset, stage_data
+from rollingdepth_core.coalign.fast_system import frame_chunk, newton_system, stage_data
+from rollingdepth_core.coalign.newton_setup import pixel_subset
+from rollingdepth_core.coalign.polish import exact_objective
 from rollingdepth_core.coalign.merge import merge_aligned
 from rollingdepth_core.coalign.methods import SOLVERS, coalign, coalign_depth
 from rollingdepth_core.coalign.problem import (
@@ -216,7 +218,7 @@ def test_fast_aligns_disagreeing_snippets_of_a_short_clip():
         objective_value(problem, alignment.scales, alignment.shifts, CoalignSettings()), rel=1e-5)
 
 
-def test_newton_system_objective_matches_the_reference_objective(small_snippets):
+def test_exact_objective_matches_the_reference_objective(small_snippets):
     settings = CoalignSettings()
     problem = prepare_problem(small_snippets, settings)
     data = stage_data(problem, settings, 0, torch.float32)
@@ -226,11 +228,13 @@ def test_newton_system_objective_matches_the_reference_objective(small_snippets)
     shifts = 0.05 * torch.randn(k, generator=generator, dtype=torch.float64)
     group_size = torch.cat([torch.full((int(v.shape[0]),), float(v.shape[0]))
                             for v in problem.values]).double()
-    system = newton_system(data, scales, shifts, group_size, 1e-3, settings)
     sizes = [int(v.shape[0]) for v in problem.values]
     expected = objective_value(problem, torch.split(scales.float(), sizes),
                                torch.split(shifts.float(), sizes), settings)
-    assert system.objective == pytest.approx(expected, rel=1e-5)
+    exact = exact_objective(data.slots, data.denominator, scales, shifts, group_size, settings,
+                            frame_chunk(data.slots))
+    assert exact.value == pytest.approx(expected, rel=1e-5)
+    system = newton_system(data, scales, shifts, group_size, 1e-3, settings)
     assert system.blocks.shape == (len(data.pairs), 2, 2)
     assert system.gradient.shape == (k, 2)
 
@@ -274,7 +278,7 @@ def test_conditions_are_the_detached_gradient_of_the_smoothed_loss(small_snippet
 
 
 def test_singular_newton_systems_are_damped():
-    from rollingdepth_core.coalign.fast import factor_robustly
+    from rollingdepth_core.coalign.newton_setup import factor_robustly
     from rollingdepth_core.coalign.linalg.block_tridiagonal import assemble, block_layout
 
     layout = block_layout(torch.tensor([0, 1]), 5)
