@@ -20,8 +20,12 @@ LAYERS = (
     ("stages",),
     ("validation",),
     ("pipeline",),
-    ("cli", "bench", "__main__", "__init__", "launcher"),
+    ("cli", "__main__", "__init__", "launcher"),
+    ("farm",),  # scale-out on Ray (optional extra); the only part that imports ray
+    ("bench",),  # benchmarks may run anything, the farm included
 )
+# Optional heavy dependencies: who may import them (the rest of the core imports without them).
+OPTIONAL_IMPORTS = {"ray": ("farm",), "scenedetect": ("io",)}
 LOWER = ("io", "conversion", "runtime", "model")
 NEVER_BELOW = ("stages", "coalign", "pipeline", "cli")
 
@@ -121,6 +125,39 @@ def test_core_imports_nothing_from_comfyui():
     assert len(files) > 10
     offenders = {str(p.relative_to(CORE)): imported_roots(p) & FORBIDDEN for p in files}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_the_farm_imports_ray():
+    offenders = {
+        str(p.relative_to(CORE)): sorted(imported_roots(p) & set(OPTIONAL_IMPORTS))
+        for p in sorted(CORE.rglob("*.py"))
+    }
+    allowed = {
+        path: [name for name in names if path.split("/")[0] not in OPTIONAL_IMPORTS[name]]
+        for path, names in offenders.items()
+    }
+    assert {k: v for k, v in allowed.items() if v} == {}
+    assert "ray" in imported_roots(CORE / "farm" / "cluster.py")
+
+
+def test_core_imports_and_runs_without_the_optional_extras():
+    """With ray and scenedetect unimportable, the package, its CLI and the farm's Ray-free
+    parts import, and the farm command fails with one line naming the extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['ray'] = None; sys.modules['scenedetect'] = None\n"
+        "import rollingdepth_core, rollingdepth_core.cli, rollingdepth_core.io.cuts\n"
+        "import rollingdepth_core.farm.shots, rollingdepth_core.farm.manifest\n"
+        "from rollingdepth_core.farm.cli import main\n"
+        "sys.exit(main(['missing_shots', '-o', 'nowhere']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=CORE.parent, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert 'pip install "rollingdepth[farm]"' in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_checker_catches_a_comfy_import(tmp_path):

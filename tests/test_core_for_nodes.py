@@ -52,16 +52,26 @@ def test_coalign_under_inference_mode_issue3():
     from rollingdepth_core.coalign.problem import CoalignSettings
     from rollingdepth_core.types import SnippetDepths, SnippetGroup, SnippetPlan
 
+    generator = torch.Generator().manual_seed(3)
+    base = torch.rand(6, 12, 16, generator=generator) + 0.5  # N H W, one positive video
+    gains = torch.tensor([0.8, 1.0, 1.2, 0.9])  # every snippet off by its own gain
+    indices = torch.arange(4)[:, None] + torch.arange(3)[None, :]
+    plan = SnippetPlan(num_frames=6, snippet_length=3, groups=(SnippetGroup(1, 1, indices),))
+    settings = CoalignSettings(num_iterations=5, subsample=2)
     with torch.inference_mode():
-        depths = torch.rand(4, 3, 12, 16)  # s n H W, an inference tensor like Denoise's output
-        indices = torch.arange(4)[:, None] + torch.arange(3)[None, :]
-        plan = SnippetPlan(num_frames=6, snippet_length=3, groups=(SnippetGroup(1, 1, indices),))
+        depths = base[indices] * gains[:, None, None, None]  # s n H W, an inference tensor like Denoise's
         snippets = SnippetDepths(plan=plan, depths=(depths,))
-        settings = CoalignSettings(num_iterations=5, subsample=2)
         video, alignment = coalign_depth(snippets, "reference", settings)
+    # the same run outside inference mode: identical numbers
+    outside = SnippetDepths(plan=plan, depths=(depths.clone(),))
+    normal, expected = coalign_depth(outside, "reference", settings)
     assert video.inverse_depth.shape == (6, 12, 16)
-    assert alignment.loss_history.shape == (5,) and bool(torch.isfinite(alignment.loss_history).all())
-    assert not torch.equal(alignment.scales[0], torch.ones(4))  # it did optimise
+    torch.testing.assert_close(video.inverse_depth, normal.inverse_depth, rtol=0, atol=0)
+    torch.testing.assert_close(alignment.scales[0], expected.scales[0], rtol=0, atol=0)
+    torch.testing.assert_close(alignment.loss_history, expected.loss_history, rtol=0, atol=0)
+    # and it optimised: five Adam steps of 1e-3 lower the loss and move every scale by 3e-3 .. 5e-3
+    assert alignment.loss_history.shape == (5,) and bool((alignment.loss_history.diff() < 0).all())
+    assert bool(((alignment.scales[0] - 1).abs() > 2.5e-3).all())
 
 
 def test_colorize_depth_is_clip_wide():

@@ -51,17 +51,23 @@ def test_render_into_disk_tensor_and_bad_sizes(tmp_path, truth):
 
 
 def test_snippets_follow_the_pipeline_plan_and_exact_normalisation(truth):
+    """CLEAN: every snippet is its 3 frames mapped jointly so that their 2nd and 98th
+    percentiles become -1 and 1 (as the model was trained); computed here from the truth."""
     plan = plan_snippets(N, (1, 10, 25), 3)
     simulated = simulate_snippets(truth, plan, CLEAN, seed=1)
     assert simulated.snippets.plan is plan
+    levels = torch.tensor([0.02, 0.98])
     for group, depth, gain, offset in zip(plan.groups, simulated.snippets.depths, simulated.gains,
                                           simulated.offsets, strict=True):
         assert depth.shape == (group.num_snippets, 3, H, W)
-        expected = gain[:, None, None, None] * truth[group.indices] + offset[:, None, None, None]
-        torch.testing.assert_close(depth, expected, atol=1e-5, rtol=1e-5)
-    first = simulated.snippets.depths[0][0].flatten()
-    low, high = torch.quantile(first, torch.tensor([0.02, 0.98])).tolist()
-    assert low == pytest.approx(-1.0, abs=0.05) and high == pytest.approx(1.0, abs=0.05)
+        frames = truth[group.indices]  # s n H W
+        low, high = torch.quantile(frames.flatten(1), levels, dim=1)  # 2 s (N H W = 2304 < the sample)
+        expected = 2 * (frames - low[:, None, None, None]) / (high - low)[:, None, None, None] - 1
+        torch.testing.assert_close(depth, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(gain, 2 / (high - low), rtol=1e-5, atol=0)
+        torch.testing.assert_close(offset, -2 * low / (high - low) - 1, rtol=0, atol=1e-5)
+        ends = torch.quantile(depth.flatten(1), levels, dim=1)
+        torch.testing.assert_close(ends, torch.tensor([[-1.0], [1.0]]).expand_as(ends), rtol=0, atol=1e-5)
 
 
 def test_noise_outliers_and_storage(truth, tmp_path):

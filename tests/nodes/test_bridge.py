@@ -64,12 +64,18 @@ def fake_comfy(monkeypatch, tmp_path):
 
 
 def test_fallbacks_without_comfyui():
+    from rollingdepth_pack.rollingdepth_core.hooks import NO_HOOKS, Hooks
+
     assert "comfy" not in sys.modules
     assert comfy_bridge.compute_device() == torch.device("cpu")
+    assert comfy_bridge.offload_device() == comfy_bridge.intermediate_device() == torch.device("cpu")
+    # outside ComfyUI: the core's plain hooks (no progress bar, never cancelled)
     hooks = comfy_bridge.hooks()
-    hooks.progress(1, 2)
-    hooks.check_cancel()
+    assert hooks == Hooks() == NO_HOOKS
+    assert hooks.progress(1, 2) is None and hooks.check_cancel() is None
+    assert "comfy" not in sys.modules and "comfy.utils" not in sys.modules  # nothing imported on the way
     assert comfy_bridge.auto_dtype(torch.device("cpu")) == "fp32"
+    assert comfy_bridge.auto_dtype(torch.device("cuda")) == "fp16"
 
 
 def test_hooks_drive_progress_bar_and_interrupt(fake_comfy):

@@ -1,0 +1,134 @@
+"""The farm on a local Ray with 2 CPU workers and the tiny model: a bad shot fails alone, a rerun
+skips what is done, cuts become shots, a killed worker's shot completes on another worker.
+
+One Ray instance for the module (starting one takes ~10 s)."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import ray
+
+from rollingdepth_core.cli import main as clip_main
+from rollingdepth_core.evaluation.edited_clips import edited_clip
+from rollingdepth_core.farm.cli import main as farm_main
+from rollingdepth_core.io.export import save_video
+
+OPTIONS = ["-r", "32", "--outputs", "npz,png16", "--seed", "4", "-q"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def write_clip(path, num_frames, cuts=(), shift=0):
+    rgb = (edited_clip(num_frames, cuts, 40, 56).roll(shift, dims=3).permute(0, 2, 3, 1) + 1) / 2
+    return save_video(path, rgb, fps=24)
+
+
+def manifest(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def show(tmp_path_factory, local_ray, tiny_model_dir):
+    """Three shots, the second one corrupt, the third with a cut, run once on 2 workers."""
+    root = tmp_path_factory.mktemp("show")
+    write_clip(root / "a.mp4", 12)
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 64)
+    write_clip(root / "edit.mp4", 34, cuts=(17,), shift=5)
+    (root / "show.csv").write_text(
+        "path,name,split_at_cuts,refine_steps\na.mp4,,,1\nbroken.mp4,,,\nedit.mp4,,yes,\n")
+    out = root / "out"
+    tic = time.perf_counter()
+    code = farm_main([str(root / "show.csv"), "-o", str(out), "-m", str(tiny_model_dir), "--workers", "2",
+                      *OPTIONS])
+    print(f"first run: {time.perf_counter() - tic:.1f} s")
+    return root, out, code
+
+
+def test_a_bad_shot_fails_alone(show, tiny_model_dir, capsys):
+    root, out, code = show
+    assert code == 1
+    records = {r["shot"]: r for r in manifest(out)}
+    assert sorted(records) == ["a", "broken", "edit_00000-00016", "edit_00017-00033"]
+    assert [records[k]["status"] for k in sorted(records)] == ["done", "failed", "done", "done"]
+    assert records["broken"]["error"].startswith("InvalidInput: Could not open")
+    assert records["broken"]["worker"].startswith("w")
+    assert records["a"]["frames"] == 12 and records["edit_00017-00033"]["frames"] == 17
+    assert all(r["settings_hash"] and r["seconds"] > 0 for r in records.values())
+    assert sorted(p.name for p in out.iterdir()) == [".farm-tmp", ".farm.lock", "a", "edit_00000-00016",
+                                                    "edit_00017-00033", "manifest.jsonl"]
+    assert list((out / ".farm-tmp").iterdir()) == []
+    # each shot's folder is what the single-clip command line writes for it
+    single = root / "single"
+    assert clip_main([str(root / "a.mp4"), "-o", str(single), "-m", str(tiny_model_dir),
+                      "--refine-steps", "1", *OPTIONS]) == 0
+    assert sorted(p.relative_to(single).as_posix() for p in single.rglob("*")) == sorted(
+        p.relative_to(out / "a").as_posix() for p in (out / "a").rglob("*"))
+    with np.load(single / "a_depth.npz") as want, np.load(out / "a" / "a_depth.npz") as got:
+        difference = np.abs(want["inverse_depth"] - got["inverse_depth"]).max()
+        print(f"farm vs single-clip CLI: max abs difference {difference:.2e}")
+        assert difference <= 1e-5
+    # segments between cuts keep the input's frame numbers
+    second = out / "edit_00017-00033"
+    assert sorted(p.name for p in (second / "edit_00017-00033_depth_png16").glob("*.png"))[:2] == [
+        "edit_00017.png", "edit_00018.png"]
+    with np.load(second / "edit_00017-00033_depth.npz") as data:
+        np.testing.assert_array_equal(data["frame_numbers"], np.arange(17, 34))
+
+
+def test_a_rerun_skips_the_done_shots_and_retries_the_failed_one(show, tiny_model_dir, capsys):
+    root, out, _ = show
+    capsys.readouterr()
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "a").rglob("*")}
+    write_clip(root / "broken.mp4", 9, shift=11)  # fixed since
+    code = farm_main([str(root / "show.csv"), "-o", str(out), "-m", str(tiny_model_dir), "--workers", "2",
+                      *OPTIONS])
+    printed = capsys.readouterr().out
+    print(printed)
+    assert code == 0
+    rerun = manifest(out)[4:]
+    assert sorted((r["shot"], r["status"]) for r in rerun) == [
+        ("a", "skipped"), ("broken", "done"), ("edit_00000-00016", "skipped"),
+        ("edit_00017-00033", "skipped")]
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "a").rglob("*")} == done_before
+    assert printed.splitlines()[-1].startswith("farm: 1 done, 3 skipped, 0 failed of 4 shots; 9 frames")
+
+
+def test_a_killed_worker_has_its_shot_done_by_another(show, tiny_model_dir):
+    root, out, _ = show
+    shots = root / "kill.json"
+    shots.write_text(json.dumps([{"path": "a.mp4", "refine_steps": 1},
+                                 {"path": "edit.mp4", "name": "other"}]))
+    kill_out = root / "kill_out"
+    killed = {}
+
+    def kill_the_worker_running_a():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for claim in (kill_out / ".farm-tmp").glob("a.*.json"):
+                info = json.loads(claim.read_text())
+                os.kill(info["pid"], signal.SIGKILL)
+                killed.update(info)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_worker_running_a)
+    killer.start()
+    code = farm_main([str(shots), "-o", str(kill_out), "-m", str(tiny_model_dir), "--workers", "2", *OPTIONS])
+    killer.join()
+    assert killed, "no worker was seen running shot a"
+    assert code == 0
+    record = next(r for r in manifest(kill_out) if r["shot"] == "a")
+    assert record["status"] == "done" and record["attempts"] == 2 and record["worker"] != killed["label"]
+    with np.load(out / "a" / "a_depth.npz") as first, np.load(kill_out / "a" / "a_depth.npz") as retried:
+        np.testing.assert_array_equal(first["inverse_depth"], retried["inverse_depth"])
+    assert list((kill_out / ".farm-tmp").iterdir()) == []
