@@ -36,7 +36,6 @@ from .slots import FrameSlots
 RADIUS = 1e-3  # farthest any scale or shift may move: the reference's Adam step (lr)
 FIRST_STEP = RADIUS / 2  # the first sign step; halved whenever a step does not lower the objective
 SMALLEST_STEP = RADIUS / 64  # the stage ends when the step falls below this
-DIRECTION = torch.sign
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def polish(
     step = FIRST_STEP
     for _ in range(max_steps):
         on_step()
-        direction = DIRECTION(terms.gradient)
+        direction = terms.gradient.sign()
         while step >= SMALLEST_STEP:
             trial = start + (current - step * direction - start).clamp(-RADIUS, RADIUS)
             trial_terms = evaluate(trial[:, 0], trial[:, 1], True)
