@@ -225,19 +225,30 @@ def objective(
     shifts: tuple[Tensor, ...],
     settings: CoalignSettings,
 ) -> Tensor:
-    """The reference co-alignment loss at the given parameters (differentiable).
+    """The SPEC §4 co-alignment objective at given parameters (differentiable, as the reference).
 
-    Per frame, the target is the mean of its aligned predictions (a constant), each residual
-    is divided by the frame's mean |target|; the same on `1 / clip(x, min)`; plus per group
-    `w_s mean(relu(1 - s)^2) + w_t mean(t^2)`.
+    With `x = s_k v + t_k` every aligned prediction of frame `i` (all groups pooled): the
+    target `T_i = mean x` and scale `c_i = mean_p |T_i|` (both detached, as the reference
+    does: gradients treat them as constants), the inverse-depth term
+    `sum |x - T_i| / c_i`, the same on `1 / clip(x, min_inverse_depth)` times
+    ``depth_term_weight``, both divided by the dense `rows N P` size (or by the number of
+    predictions x `P` without ``dense_normalization``), plus per group
+    `scale_reg_weight mean(relu(1 - s)^2) + shift_reg_weight mean(t^2)`.
 
     Args:
-        problem: `prepare_problem` output.
-        scales, shifts: per group `s`.
+        problem: `prepare_problem(snippets, settings)`: per group values `s n P`
+            (min-subtracted optimisation pixels) and frame indices `s n`.
+        scales, shifts: per group `s` (the unknowns; any values, e.g. a solver's
+            `Alignment.scales` / `.shifts` or a hand-made alignment), on the problem's device.
+        settings: the objective's weights (the same settings `prepare_problem` used).
 
     Returns:
-        Scalar loss.
+        The loss, a 0-dim tensor (`objective_value` gives a float).
+
+    Raises:
+        InvalidInput: the parameters do not have one value per snippet of every group.
     """
+    check_parameters(problem, scales, shifts)
     aligned = torch.cat([
         (v * s[:, None, None] + t[:, None, None]).flatten(0, 1)
         for v, s, t in zip(problem.values, scales, shifts, strict=True)
@@ -251,6 +262,19 @@ def objective(
     inverse = 1.0 / aligned.clamp(min=settings.min_inverse_depth)
     data = data + settings.depth_term_weight * _relative_l1(inverse, frames, problem.num_frames)
     return data / denominator + regulariser(scales, shifts, settings)
+
+
+def check_parameters(problem: AlignmentProblem, scales, shifts) -> None:
+    """Raise ``InvalidInput`` unless scales and shifts hold `s` values for every group."""
+    expected = [int(v.shape[0]) for v in problem.values]
+    got_scales = [tuple(s.shape) for s in scales]
+    got_shifts = [tuple(t.shape) for t in shifts]
+    wanted = [(k,) for k in expected]
+    if got_scales != wanted or got_shifts != wanted:
+        raise InvalidInput(
+            f"scales and shifts need one value per snippet of every group, {expected}; got "
+            f"scales {got_scales} and shifts {got_shifts}."
+        )
 
 
 def _relative_l1(aligned: Tensor, frames: Tensor, num_frames: int) -> Tensor:
@@ -276,10 +300,12 @@ def objective_value(
     problem: AlignmentProblem, scales: tuple[Tensor, ...], shifts: tuple[Tensor, ...],
     settings: CoalignSettings,
 ) -> float:
-    """`objective` as a float, without autograd."""
+    """`objective` as a float, without autograd (parameters moved to the problem's device)."""
+    device = problem.device
     with torch.no_grad():
-        return float(objective(problem, tuple(s.float() for s in scales),
-                               tuple(t.float() for t in shifts), settings))
+        return float(objective(problem, tuple(s.to(device=device, dtype=torch.float32) for s in scales),
+                               tuple(t.to(device=device, dtype=torch.float32) for t in shifts),
+                               settings))
 
 
 Solver = Callable[[AlignmentProblem, CoalignSettings, Hooks], Alignment]

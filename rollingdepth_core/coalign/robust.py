@@ -19,7 +19,7 @@ parameters: E is unchanged by one common scale and shift, which are fixed afterw
 (geometric mean of the scales 1, mean shift 0).
 
 How: iteratively reweighted least squares; the weighted problem is linear in the unknowns
-and its normal equations are block tridiagonal (`coalign_linalg`), as in the fast solver.
+and its normal equations are block tridiagonal (`linalg/block_tridiagonal.py`), as in the fast solver.
 Squares first (closed form), then L1-like weights, then Cauchy. Pixels: an evenly spread
 subset of the optimisation pixels (robust statistics need few).
 """
