@@ -126,7 +126,7 @@ def inexact_step(pattern: PairPattern, system: NewtonSystem, layout: BlockLayout
 
 
 def hold_common_scale(layout: BlockLayout, factors: BlockFactors | SeparatorFactors,
-                      scales: Tensor, step: Tensor) -> Tensor:
+                      scales: Tensor, step: Tensor) -> tuple[Tensor, bool]:
     """The Newton step, re-solved with the mean scale fixed if it would exceed the ceiling.
 
     With `e` the mean-scale functional, the step of the bordered system
@@ -138,18 +138,21 @@ def hold_common_scale(layout: BlockLayout, factors: BlockFactors | SeparatorFact
             factorisation.
         scales: `K` float64, current scales.
         step: `K 2` float64, the Newton step (`J^-1 (-g)`).
+
+    Returns:
+        The step and whether the mean scale was held.
     """
     room = SCALE_CEILING - float(scales.mean())
     if float(step[:, 0].mean()) <= room:
-        return step
+        return step, False
     unit = torch.zeros_like(step)
     unit[:, 0] = 1.0 / unit.shape[0]
     response = layout.from_blocks(factors.solve(layout.to_blocks(unit)))  # J^-1 e
     along = float(response[:, 0].mean())  # e^T J^-1 e
     if not (abs(along) > 0 and torch.isfinite(response).all()):
-        return step
+        return step, False
     logger.debug("mean scale held at %g", SCALE_CEILING)
-    return step - (float(step[:, 0].mean()) - room) / along * response
+    return step - (float(step[:, 0].mean()) - room) / along * response, True
 
 
 def limit_step(scales: Tensor, shifts: Tensor, step: Tensor) -> Tensor:
@@ -200,6 +203,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
     total = min(budget, sum(stage.max_iterations for stage in STAGES) + POLISH_STEPS)
     done = 0
     data = None
+    held = False  # whether the last step held the mean scale (see `hold_common_scale`)
     for stage in STAGES:
         if done >= budget:
             break
@@ -219,7 +223,8 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
                     layout, data.rows, data.cols, system.blocks, system.curvature, SYSTEM_DTYPE
                 ), split)
                 step = layout.from_blocks(factors.solve(-layout.to_blocks(system.gradient)))
-            step = limit_step(scales, shifts, hold_common_scale(layout, factors, scales, step))
+            step, held = hold_common_scale(layout, factors, scales, step)
+            step = limit_step(scales, shifts, step)
             theta = torch.cat([scales, shifts])
             target = theta + torch.cat([step[:, 0], step[:, 1]])
             mixed = mixer.step(theta, target)
@@ -243,6 +248,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
                                settings, chunk, with_gradient)
 
     objective = evaluate(scales, shifts, False).value
+    start_won = False
     if done:
         start = evaluate(start_scales, start_shifts, False).value
         if not objective <= start:  # also catches NaN
@@ -252,6 +258,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
                 "The snippets may already agree (nothing to align).", start, objective,
             )
             scales, shifts, objective = start_scales, start_shifts, start
+            start_won = True
 
     def polish_step() -> None:
         nonlocal done
@@ -259,7 +266,7 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         done += 1
         hooks.progress(done, total)
 
-    steps = min(POLISH_STEPS, budget - done)
+    steps = min(POLISH_STEPS, budget - done) if held or start_won else 0
     if steps > 0:
         scales, shifts, objective = polish(evaluate, scales, shifts, steps, polish_step)
     hooks.progress(total, total)
