@@ -7,6 +7,7 @@ never cancelled, folders from `FALLBACK_MODEL_FOLDERS` and `FALLBACK_OUTPUT_FOLD
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,8 +18,13 @@ import torch
 
 from ..rollingdepth_core.hooks import Hooks
 from ..rollingdepth_core.model.checkpoint import DEFAULT_REPO_ID
-from ..rollingdepth_core.runtime.batch_sizes import run_activation_bytes
-from ..rollingdepth_core.types import DepthModel
+from ..rollingdepth_core.runtime.batch_sizes import (
+    AUTO,
+    BatchSize,
+    resolve_run_batches,
+    run_activation_bytes,
+)
+from ..rollingdepth_core.types import DepthModel, RunBatches
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +32,7 @@ MODEL_FOLDER_NAME = "rollingdepth"  # models/rollingdepth/<checkpoint>/ (diffuse
 DEFAULT_MODEL_NAME = DEFAULT_REPO_ID.split("/")[-1]  # "rollingdepth-v1-0"
 FALLBACK_MODEL_FOLDERS: list[Path] = [Path("models") / MODEL_FOLDER_NAME]
 FALLBACK_OUTPUT_FOLDER = Path("output")
-
+VAE_BATCH = AUTO  # frames per VAE call in every node: what fits in free VRAM
 
 
 def _model_management():
@@ -213,9 +219,9 @@ def manage(model: DepthModel) -> ModelHandle:
 
 def inference_memory(
     handle: ModelHandle, input_size: tuple[int, int], processing_resolution: int,
-    snippet_length: int, snippets_per_batch: int | str, vae_batch_size: int | str,
+    snippet_length: int, snippets_per_batch: BatchSize, vae_batch_size: BatchSize,
 ) -> int:
-    """Bytes of activations a run needs beyond the weights (the core's estimate, `autobatch`).
+    """Bytes of activations a run needs beyond the weights (the core's estimate, `batch_sizes`).
 
     ComfyUI frees this much (evicting its own models) before the run; "auto" batch sizes
     count as the core's defaults and then grow into what is left free.
@@ -231,7 +237,9 @@ def model_for_inference(handle: ModelHandle, memory_required: int = 0) -> DepthM
 
     In ComfyUI: `load_models_gpu` frees ``memory_required`` plus the weights (unloading other
     models as needed) and loads the weights fully; they stay loaded until ComfyUI needs the
-    room. Outside ComfyUI the model is simply moved.
+    room. Outside ComfyUI the weights are simply moved. The handle's `DepthModel` (a cached
+    node output) is left as it was: the result is a new one, sharing the weights, with the
+    prompt embedding on the device.
     """
     model = handle.model
     device = compute_device()
@@ -242,5 +250,30 @@ def model_for_inference(handle: ModelHandle, memory_required: int = 0) -> DepthM
     else:
         model.unet.to(device)
         model.vae.to(device)
-    model.empty_text_embed = model.empty_text_embed.to(device)
-    return model
+    return dataclasses.replace(model, empty_text_embed=model.empty_text_embed.to(device))
+
+
+def prepare_run(
+    handle: ModelHandle, input_size: tuple[int, int], processing_resolution: int,
+    snippet_length: int, snippets_per_batch: BatchSize,
+) -> tuple[DepthModel, RunBatches]:
+    """The model ready on the compute device and the run's batch sizes, resolved once.
+
+    ComfyUI first frees what the run needs at the default batches (`inference_memory`,
+    evicting its own models), then loads the weights; automatic batch sizes are then sized
+    from the memory left free. Every stage of the node's run uses the returned batches.
+
+    Args:
+        input_size: `(H0, W0)` of the frames.
+        processing_resolution: longest side to process at (0: the input size).
+        snippet_length: frames per snippet.
+        snippets_per_batch: a number or "auto" (the widget's 0).
+    """
+    memory = inference_memory(
+        handle, input_size, processing_resolution, snippet_length, snippets_per_batch, VAE_BATCH
+    )
+    model = model_for_inference(handle, memory)
+    batches = resolve_run_batches(
+        model, input_size, processing_resolution, snippet_length, snippets_per_batch, VAE_BATCH
+    )
+    return model, batches

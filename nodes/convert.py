@@ -11,6 +11,8 @@ IMAGE batch, and an IMAGE batch is never copied whole.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from einops import reduce
 from torch import Tensor
@@ -19,6 +21,8 @@ from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.io.colormaps import colorize_depth
 from ..rollingdepth_core.io.sources import ArraySource, FrameSource, video_input_source
 from ..rollingdepth_core.types import Alignment, DepthVideo
+
+logger = logging.getLogger(__name__)
 
 CHANNEL_HINTS = {
     1: " It looks like a mask or greyscale batch: convert it to RGB first.",
@@ -61,13 +65,23 @@ def frame_source(images: Tensor | None, video: object | None) -> FrameSource:
         source = video_input_source(video)
         if source.num_frames < 1:
             raise InvalidInput("The video has no frames; check the Load Video node's file and trim.")
-        return source
+        return warn_if_still(source)
     if images is None:
         raise InvalidInput("Connect the video frames: an IMAGE batch to images, or a VIDEO to video.")
     check_images(images)
     if not bool(torch.isfinite(images).all()):
         raise InvalidInput("images contain NaN or infinite values; fix the frames first.")
-    return ArraySource(images)
+    return warn_if_still(ArraySource(images))
+
+
+def warn_if_still(source: FrameSource) -> FrameSource:
+    """``source``, with a warning when it is one frame: video depth of one frame is image depth."""
+    if source.num_frames == 1:
+        logger.warning(
+            "RollingDepth got one frame (a still image connected as the video?): video depth of "
+            "one frame is single-image depth. Connect a video or an IMAGE batch of its frames."
+        )
+    return source
 
 
 def images_to_values(images: Tensor) -> Tensor:

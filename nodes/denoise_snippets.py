@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.denoise import predict_snippets
+from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 
 class RollingDepthDenoiseSnippets:
@@ -30,7 +39,8 @@ class RollingDepthDenoiseSnippets:
                     "tooltip": "From Sample Snippets, for the same video.",
                 }),
                 "processing_resolution": ("INT", {
-                    "default": PRESETS["fast"].processing_resolution, "min": 0, "max": 4096, "step": 8,
+                    "default": PRESETS["fast"].processing_resolution, "min": 0,
+                    "max": MAX_PROCESSING_RESOLUTION, "step": 8,
                     "tooltip": "Longest side the frames are resized to (768 fast, 1024 full). 0 keeps "
                                "the input size. Depth comes out at this size.",
                 }),
@@ -38,20 +48,27 @@ class RollingDepthDenoiseSnippets:
                 "snippets_per_batch": batch_input(),
             },
             "optional": frames_inputs("the clip to estimate"),
+            "hidden": HIDDEN_PROMPT,
         }
 
     @classmethod
+    def VALIDATE_INPUTS(cls, processing_resolution, seed, snippets_per_batch):
+        return check_widgets(cls, {"processing_resolution": "processing_resolution", "seed": "seed"},
+                             seed=seed, processing_resolution=processing_resolution,
+                             snippets_per_batch=snippets_per_batch)
+
+    @classmethod
     def execute(cls, model, plan, processing_resolution, seed, snippets_per_batch, images=None,
-                video=None):
+                video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, plan.num_frames, "the snippet plan")
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, source.input_size, processing_resolution, plan.snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, source.input_size, processing_resolution, plan.snippet_length,
+            batch_value(snippets_per_batch),
         )
         depths = predict_snippets(
-            comfy_bridge.model_for_inference(model, memory), source, plan,
-            processing_resolution=processing_resolution, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH, hooks=comfy_bridge.hooks(),
+            model, source, plan, processing_resolution=processing_resolution, seed=seed,
+            batches=batches, hooks=comfy_bridge.hooks(),
         )
         return (depths,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..rollingdepth_core.errors import CheckpointError
 from ..rollingdepth_core.model.checkpoint import DEFAULT_REPO_ID, DTYPES, load_model
 from . import comfy_bridge
+from .widgets import HIDDEN_PROMPT, check_graph
 
 DTYPE_CHOICES = ("auto", *DTYPES)  # auto, fp32, fp16, bf16
 
@@ -43,10 +44,11 @@ class RollingDepthLoadModel:
                            f"models/{comfy_bridge.MODEL_FOLDER_NAME}/{comfy_bridge.DEFAULT_MODEL_NAME} "
                            "when it is not there yet. Other checkpoints are never downloaded.",
             }),
-        }}
+        }, "hidden": HIDDEN_PROMPT}
 
     @classmethod
-    def execute(cls, model_name, dtype, download_if_missing):
+    def execute(cls, model_name, dtype, download_if_missing, prompt=None):
+        check_graph(prompt)  # a bad widget anywhere in the graph stops it before the download
         checkpoints = comfy_bridge.find_checkpoints()
         if model_name not in checkpoints:
             raise CheckpointError(

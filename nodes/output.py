@@ -10,6 +10,9 @@ from ..rollingdepth_core.io.depth_sources import DEPTH_KINDS, to_inverse_depth
 from ..rollingdepth_core.io.export import DEPTH_FORMATS, output_location, save_depth_files
 from ..rollingdepth_core.types import DepthVideo
 from . import comfy_bridge, convert
+from .widgets import check_widgets
+
+NOTHING_TO_SAVE = "Nothing to save: turn on save_exr, save_png16 or save_npz."
 
 
 class RollingDepthDepthToImage:
@@ -48,12 +51,8 @@ class RollingDepthDepthToImage:
 
     @classmethod
     def VALIDATE_INPUTS(cls, low_percentile, high_percentile):
-        if isinstance(low_percentile, float) and isinstance(high_percentile, float) and not (
-            0.0 <= low_percentile < high_percentile <= 100.0
-        ):
-            return (f"Need 0 <= low_percentile < high_percentile <= 100; "
-                    f"got {low_percentile}, {high_percentile}.")
-        return True
+        return check_widgets(cls, {"low_percentile": "low_percentile", "high_percentile": "high_percentile"},
+                             low_percentile=low_percentile, high_percentile=high_percentile)
 
     @classmethod
     def execute(cls, depth, colormap, invert, low_percentile, high_percentile):
@@ -134,7 +133,11 @@ class RollingDepthSaveDepth:
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, filename_prefix):
+    def VALIDATE_INPUTS(cls, filename_prefix, save_exr=None, save_png16=None, save_npz=None):
+        if not any(v is None for v in (save_exr, save_png16, save_npz)) and not (
+            save_exr or save_png16 or save_npz
+        ):
+            return NOTHING_TO_SAVE
         if not isinstance(filename_prefix, str):
             return True
         try:
@@ -148,7 +151,7 @@ class RollingDepthSaveDepth:
         chosen = dict(zip(DEPTH_FORMATS, (save_npz, save_exr, save_png16), strict=True))
         formats = tuple(name for name, on in chosen.items() if on)
         if not formats:
-            raise InvalidSettings("Nothing to save: turn on save_exr, save_png16 or save_npz.")
+            raise InvalidSettings(NOTHING_TO_SAVE)
         root = comfy_bridge.output_folder()
         paths = save_depth_files(root, filename_prefix, convert.check_depth(depth).inverse_depth, formats)
         listing = "\n".join(os.path.relpath(path, root) for path in paths)

@@ -6,10 +6,21 @@ import dataclasses
 
 from ..rollingdepth_core.pipeline import estimate_depth
 from ..rollingdepth_core.presets import PRESETS
+from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION
+from ..rollingdepth_core.wording import Wording
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 OUTPUT_SIZES = ("processing", "input")
+NODE_WORDING = Wording("node", {"processing_resolution": "resolution_override"})
 
 
 class RollingDepth:
@@ -41,7 +52,7 @@ class RollingDepth:
             "seed": seed_input("Seed of the one noise image shared by all frames."),
             "snippets_per_batch": batch_input(),
             "resolution_override": ("INT", {
-                "default": 0, "min": 0, "max": 4096, "step": 8,
+                "default": 0, "min": 0, "max": MAX_PROCESSING_RESOLUTION, "step": 8,
                 "tooltip": "0 uses the preset's processing resolution (768 or 1024). Any other "
                            "value replaces it (longest side in pixels).",
             }),
@@ -50,24 +61,28 @@ class RollingDepth:
                 "tooltip": "processing: depth at the processing resolution. input: resized back "
                            "to the frames' size (bilinear).",
             }),
-        }, "optional": frames_inputs("the clip to estimate")}
+        }, "optional": frames_inputs("the clip to estimate"), "hidden": HIDDEN_PROMPT}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, seed, resolution_override):
+        return check_widgets(cls, {"seed": "seed", "resolution_override": "processing_resolution"},
+                             seed=seed, resolution_override=resolution_override)
 
     @classmethod
     def execute(cls, model, preset, seed, snippets_per_batch, resolution_override, output_size,
-                images=None, video=None):
+                images=None, video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         settings = PRESETS[preset]
         if resolution_override > 0:
             settings = dataclasses.replace(settings, processing_resolution=resolution_override)
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
+        model, batches = comfy_bridge.prepare_run(
             model, source.input_size, settings.processing_resolution, settings.snippet_length,
-            snippets, VAE_BATCH,
+            batch_value(snippets_per_batch),
         )
-        result = estimate_depth(
-            comfy_bridge.model_for_inference(model, memory), source, settings, seed=seed,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
-            restore_size=output_size == "input", hooks_for=lambda stage: comfy_bridge.hooks(),
+        result = estimate_depth(  # one progress bar over the whole run, weighted by stage cost
+            model, source, settings, seed=seed, batches=batches,
+            restore_size=output_size == "input", hooks_for=comfy_bridge.hooks(), wording=NODE_WORDING,
         )
         preview = convert.depth_to_images(
             result.depth, "gray", False, 0.0, 100.0, comfy_bridge.intermediate_device()

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from ..rollingdepth_core.presets import PRESETS
 from ..rollingdepth_core.stages.refine import refine_video
+from ..rollingdepth_core.validation import MAX_PROCESSING_RESOLUTION, MAX_REFINE_STEPS, MAX_SNIPPET_LENGTH
 from . import comfy_bridge, convert
-from .widgets import VAE_BATCH, batch_input, batch_value, frames_inputs, seed_input
+from .widgets import (
+    HIDDEN_PROMPT,
+    batch_input,
+    batch_value,
+    check_graph,
+    check_widgets,
+    frames_inputs,
+    seed_input,
+)
 
 FULL = PRESETS["full"]
 
@@ -30,7 +39,7 @@ class RollingDepthRefine:
             "model": ("ROLLINGDEPTH_MODEL", {"tooltip": "From RollingDepth Load Model."}),
             "depth": ("ROLLINGDEPTH_DEPTH", {"tooltip": "Depth video of the same frames."}),
             "num_steps": ("INT", {
-                "default": FULL.refine_steps, "min": 1, "max": 500,
+                "default": FULL.refine_steps, "min": 1, "max": MAX_REFINE_STEPS,
                 "tooltip": "Refinement steps K (10 in the full and paper presets). Bypass the node "
                            "(Ctrl+B) to skip refinement.",
             }),
@@ -39,7 +48,7 @@ class RollingDepthRefine:
                 "tooltip": "Dilation of the first step; later steps shrink it to 1.",
             }),
             "snippet_length": ("INT", {
-                "default": FULL.refine_snippet_length, "min": 1, "max": 16,
+                "default": FULL.refine_snippet_length, "min": 1, "max": MAX_SNIPPET_LENGTH,
                 "tooltip": "Frames per refinement snippet.",
             }),
             "cap_dilation": ("BOOLEAN", {
@@ -47,29 +56,38 @@ class RollingDepthRefine:
                 "tooltip": "Shrink the start dilation on short clips (off in the 'paper' preset).",
             }),
             "processing_resolution": ("INT", {
-                "default": 0, "min": 0, "max": 4096, "step": 8,
+                "default": 0, "min": 0, "max": MAX_PROCESSING_RESOLUTION, "step": 8,
                 "tooltip": "Longest side to refine at. 0 uses the depth's own size (the size "
                            "Denoise ran at), which also reuses its frame latents.",
             }),
             "seed": seed_input("Seed of the shared noise; use Denoise's seed to match the one-node result."),
             "snippets_per_batch": batch_input(),
-        }, "optional": frames_inputs("the frames the depth belongs to")}
+        }, "optional": frames_inputs("the frames the depth belongs to"), "hidden": HIDDEN_PROMPT}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, num_steps, start_dilation, snippet_length, processing_resolution, seed):
+        return check_widgets(
+            cls, {"num_steps": "refine_steps", "start_dilation": "refine_start_dilation",
+                  "snippet_length": "refine_snippet_length", "processing_resolution": "processing_resolution",
+                  "seed": "seed"},
+            num_steps=num_steps, start_dilation=start_dilation, snippet_length=snippet_length,
+            processing_resolution=processing_resolution, seed=seed,
+        )
 
     @classmethod
     def execute(cls, model, depth, num_steps, start_dilation, snippet_length, cap_dilation,
-                processing_resolution, seed, snippets_per_batch, images=None, video=None):
+                processing_resolution, seed, snippets_per_batch, images=None, video=None, prompt=None):
+        check_graph(prompt)
         source = convert.frame_source(images, video)
         convert.check_frame_count(source, convert.check_depth(depth).num_frames, "the depth video")
         size = depth.size if processing_resolution == 0 else source.input_size
-        snippets = batch_value(snippets_per_batch)
-        memory = comfy_bridge.inference_memory(
-            model, size, processing_resolution, snippet_length, snippets, VAE_BATCH
+        model, batches = comfy_bridge.prepare_run(
+            model, size, processing_resolution, snippet_length, batch_value(snippets_per_batch)
         )
         refined = refine_video(
-            comfy_bridge.model_for_inference(model, memory), source, depth, num_steps=num_steps,
-            start_dilation=start_dilation, snippet_length=snippet_length, cap_dilation=cap_dilation,
-            seed=seed, processing_resolution=processing_resolution,
-            snippets_per_batch=snippets, vae_batch_size=VAE_BATCH,
+            model, source, depth, num_steps=num_steps, start_dilation=start_dilation,
+            snippet_length=snippet_length, cap_dilation=cap_dilation, seed=seed,
+            processing_resolution=processing_resolution, batches=batches,
             hooks=comfy_bridge.hooks(),
         )
         return (refined,)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ..rollingdepth_core.errors import InvalidInput, RollingDepthError
+from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.presets import PRESETS, parse_dilations
 from ..rollingdepth_core.stages.snippets import plan_snippets
+from ..rollingdepth_core.validation import MAX_SNIPPET_LENGTH
 from . import convert
-from .widgets import frames_inputs
+from .widgets import check_widgets, frames_inputs
 
 FAST = PRESETS["fast"]
 
@@ -38,7 +39,7 @@ class RollingDepthSampleSnippets:
                                "'1,25', full and paper '1,10,25'.",
                 }),
                 "snippet_length": ("INT", {
-                    "default": FAST.snippet_length, "min": 1, "max": 16,
+                    "default": FAST.snippet_length, "min": 1, "max": MAX_SNIPPET_LENGTH,
                     "tooltip": "Frames per snippet (the model was trained with 3).",
                 }),
                 "cap_dilation": ("BOOLEAN", {
@@ -56,14 +57,9 @@ class RollingDepthSampleSnippets:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, dilations):
-        if not isinstance(dilations, str):  # linked from another node: checked when it runs
-            return True
-        try:
-            parse_dilations(dilations)
-        except RollingDepthError as error:
-            return str(error)
-        return True
+    def VALIDATE_INPUTS(cls, dilations, snippet_length=None, num_frames=None):
+        return check_widgets(cls, {"dilations": "dilations", "snippet_length": "snippet_length"},
+                             dilations=dilations, snippet_length=snippet_length, num_frames=num_frames)
 
     @classmethod
     def execute(cls, dilations, snippet_length, cap_dilation, num_frames, images=None, video=None):

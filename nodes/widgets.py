@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
+from ..rollingdepth_core.errors import InvalidSettings, RollingDepthError
 from ..rollingdepth_core.runtime.batch_sizes import AUTO
+from ..rollingdepth_core.types import DEFAULT_SNIPPETS_PER_BATCH
+from ..rollingdepth_core.validation import check_settings
+from ..rollingdepth_core.wording import Wording
 
 SEED_MAX = 2**63 - 1
-VAE_BATCH = AUTO  # frames per VAE call: what fits in free VRAM (4 on a CPU)
 
 
 def seed_input(tooltip: str) -> tuple:
@@ -18,8 +23,9 @@ def batch_input() -> tuple:
     """The snippets-per-UNet-call widget of the nodes that run the UNet; 0 = automatic."""
     return ("INT", {
         "default": 0, "min": 0, "max": 256,
-        "tooltip": "Snippets per UNet call. 0 = automatic: as many as fit in free VRAM (8 on a "
-                   "CPU). An out-of-memory batch is halved and retried, nothing is lost.",
+        "tooltip": "Snippets per UNet call. 0 = automatic: as many as fit in free VRAM "
+                   f"({DEFAULT_SNIPPETS_PER_BATCH} on a CPU). An out-of-memory batch is halved "
+                   "and retried, nothing is lost.",
     })
 
 
@@ -41,3 +47,75 @@ def frames_inputs(what: str) -> dict:
                        "long clips never fill RAM. Or connect images.",
         }),
     }
+
+
+def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
+    """A node's ``VALIDATE_INPUTS``: its widget values checked at queue time.
+
+    ComfyUI skips its own min/max check for every input ``VALIDATE_INPUTS`` takes, so the
+    widget's declared range is checked here first; then the core's check of the setting the
+    widget sets (`validation.SETTINGS`, the same check the command line and the Python API
+    run), worded with the widget's name. Linked inputs arrive as None: checked when they run.
+
+    Args:
+        node: the node class (its ``INPUT_TYPES`` give the ranges).
+        settings: widget name -> core setting name, for the widgets the core checks.
+        values: the widget values.
+
+    Returns:
+        True, or the message the front end shows.
+    """
+    declared = node.INPUT_TYPES()
+    spec = {**declared.get("required", {}), **declared.get("optional", {})}
+    for widget, value in values.items():
+        options = spec[widget][1] if len(spec[widget]) > 1 else {}
+        if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if "min" in options and value < options["min"]:
+            return f"{widget} must be at least {options['min']}; got {value}."
+        if "max" in options and value > options["max"]:
+            return f"{widget} must be at most {options['max']}; got {value}."
+    known = {settings[w]: v for w, v in values.items() if w in settings and v is not None}
+    try:
+        check_settings(known, Wording("node", {s: w for w, s in settings.items()}))
+    except RollingDepthError as error:
+        return str(error)
+    return True
+
+
+HIDDEN_PROMPT = {"prompt": "PROMPT"}  # ComfyUI hands the node the whole graph
+
+
+def check_graph(prompt: dict | None) -> None:
+    """Refuse a graph in which one of this pack's nodes has a widget value it refuses.
+
+    ComfyUI runs every output whose nodes are valid and only marks the others: a Save Depth
+    with a prefix outside the output folder would get a red outline (maybe off screen) while
+    the expensive rest of the graph ran. The expensive nodes call this first, so such a graph
+    stops in a second, with the front end's error dialog, before any work.
+
+    Args:
+        prompt: the graph as ComfyUI queued it (the hidden ``PROMPT`` input); None outside
+            ComfyUI.
+
+    Raises:
+        InvalidSettings: naming the node, its id and what is wrong.
+    """
+    from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    for node_id, node in sorted((prompt or {}).items()):
+        class_type = node.get("class_type") if isinstance(node, dict) else None
+        validate = getattr(NODE_CLASS_MAPPINGS.get(class_type), "VALIDATE_INPUTS", None)
+        if validate is None:
+            continue
+        inputs = node.get("inputs", {})
+        values = {
+            name: None if isinstance(inputs.get(name), list) else inputs.get(name)  # a list is a link
+            for name in inspect.signature(validate).parameters
+        }
+        result = validate(**values)
+        if result is not True:
+            raise InvalidSettings(
+                f"{NODE_DISPLAY_NAME_MAPPINGS[class_type]} (node {node_id}): {result} Nothing was "
+                "computed; fix it and queue again."
+            )

@@ -15,6 +15,8 @@ This package never imports ComfyUI.
 """
 
 import importlib
+import sys
+import types
 
 from .errors import (
     CheckpointError,
@@ -39,12 +41,31 @@ _LAZY = {
     "CoalignSettings": ".coalign.problem",
     "DEFAULT_REPO_ID": ".model.checkpoint", "load_model": ".model.checkpoint",
     "make_noise": ".model.noise",
+    "detect_cuts": ".io.cuts",
     "DepthResult": ".pipeline", "estimate_depth": ".pipeline",
     "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
     "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
     "Alignment": ".types", "DepthModel": ".types", "DepthVideo": ".types", "EncodedFrames": ".types",
-    "SnippetDepths": ".types", "SnippetPlan": ".types",
+    "RunBatches": ".types", "SnippetDepths": ".types", "SnippetPlan": ".types",
 }
+
+
+class _Package(types.ModuleType):
+    """This package, keeping the function `coalign` where Python would bind the subpackage.
+
+    Importing a submodule binds it as an attribute of its parent. `coalign` is both a
+    public function and a subpackage (`rollingdepth_core.coalign`); loaded eagerly, the
+    function was bound last. Loaded lazily, the subpackage would win, so that binding is
+    skipped and `__getattr__` gives the function (the subpackage stays in sys.modules).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
@@ -63,8 +84,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
     "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
-    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "SnippetDepths", "SnippetPlan",
-    "coalign", "coalign_depth", "denoise_snippets", "encode_frames", "estimate_depth", "get_preset",
-    "load_model", "make_noise", "merge_aligned", "merge_with_spread", "normalize_depth", "plan_snippets",
-    "refine_depth",
+    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "RunBatches", "SnippetDepths",
+    "SnippetPlan", "coalign", "coalign_depth", "denoise_snippets", "detect_cuts", "encode_frames",
+    "estimate_depth", "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread",
+    "normalize_depth", "plan_snippets", "refine_depth",
 ]

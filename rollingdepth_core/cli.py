@@ -59,7 +59,7 @@ from .presets import PRESETS, Preset
 from .runtime.batch_sizes import AUTO
 from .runtime.devices import default_device
 from .runtime.memory_estimate import architecture_from_folder
-from .types import DepthModel
+from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE, DepthModel
 from .validation import DTYPE_CHOICES, check_preset, check_run_memory, check_settings
 from .wording import Wording
 
@@ -129,7 +129,7 @@ class OptionalFlag(argparse.Action):
             setattr(namespace, self.dest, flag_value(values))
         except argparse.ArgumentTypeError:
             setattr(namespace, self.dest, True)
-            namespace.stray_words = [*getattr(namespace, "stray_words", []), values]
+            namespace.flag_words = [*getattr(namespace, "flag_words", []), (option_string, values)]
 
 
 def batch_size(text: str) -> int | str:
@@ -210,9 +210,11 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
 
     memory = parser.add_argument_group("memory and speed")
     memory.add_argument("--snippets-per-batch", type=batch_size, default=AUTO,
-                        help="snippets per UNet call, or 'auto': what fits in free GPU memory (8 on a CPU)")
+                        help="snippets per UNet call, or 'auto': what fits in free GPU memory "
+                        f"({DEFAULT_SNIPPETS_PER_BATCH} on a CPU)")
     memory.add_argument("--vae-batch-size", "--max-vae-bs", type=batch_size, default=AUTO,
-                        dest="vae_batch_size", help="frames per VAE call, or 'auto' (4 on a CPU)")
+                        dest="vae_batch_size",
+                        help=f"frames per VAE call, or 'auto' ({DEFAULT_VAE_BATCH_SIZE} on a CPU)")
     memory.add_argument("--storage-dir", type=Path, default=None,
                         help="keep snippet depths in temporary files here (flat RAM on very long clips)")
 
@@ -271,7 +273,8 @@ def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
             snippet lengths.
     """
     args = argparse.Namespace(**vars(args))
-    stray = list(getattr(args, "stray_words", []))
+    flag_words = list(getattr(args, "flag_words", []))
+    stray = [word for _, word in flag_words]
     args.dilations = _take_trailing(args.dilations, _is_number, stray)
     args.snippet_length = _take_trailing(args.snippet_length, _is_number, stray)
     args.colormap = _take_trailing(
@@ -280,6 +283,9 @@ def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
     )
     if hasattr(args, "input_option"):  # the single-clip command (the farm has its own inputs)
         given = [p for p in (args.input, args.input_option) if p is not None] + [Path(w) for w in stray]
+        if len(given) > 1 and flag_words and not Path(flag_words[0][1]).exists():
+            option, word = flag_words[0]
+            raise InvalidSettings(f"{option}: expected true or false; got {word!r}.")
         if len(given) > 1:
             raise InvalidSettings(f"More than one input given ({', '.join(map(str, given))}); give one.")
         if not given:
@@ -661,7 +667,10 @@ def main(argv: list[str] | None = None) -> int:
     line; earlier results untouched, no partial files).
     """
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version, or a one-line usage error
+            return done.code if isinstance(done.code, int) else USAGE_ERROR
         setup_logging(args)
         run(args)
     except RollingDepthError as error:

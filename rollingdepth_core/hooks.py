@@ -7,7 +7,7 @@ progress bar and its interrupt check, tests a recorder.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -33,6 +33,44 @@ class Hooks:
 
 
 NO_HOOKS = Hooks()
+
+
+def weighted_stage_hooks(
+    hooks: Hooks, costs: Mapping[str, float], steps: int = 1000
+) -> Callable[[str], Hooks]:
+    """One progress for a run of several stages, each weighted by its cost.
+
+    Stage `s` at `done / total` reports `(cost of the stages before s + cost_s * done / total)
+    / total cost` to ``hooks.progress`` as `(k, steps)`; the value never goes back. Stages
+    not in ``costs`` only get the cancel check.
+
+    Args:
+        hooks: the one progress (e.g. a ComfyUI bar) and the cancel check.
+        costs: stage -> relative cost, in the order the stages run.
+        steps: resolution of the reported progress.
+
+    Returns:
+        ``hooks_for(stage)``, as `pipeline.estimate_depth` takes it.
+    """
+    total = sum(costs.values()) or 1.0
+    starts, before = {}, 0.0
+    for stage, cost in costs.items():
+        starts[stage], before = before, before + cost
+    reported = [0]
+
+    def for_stage(stage: str) -> Hooks:
+        if stage not in costs:
+            return Hooks(check_cancel=hooks.check_cancel)
+
+        def progress(done: int, stage_total: int) -> None:
+            share = min(done, stage_total) / stage_total if stage_total > 0 else 1.0
+            step = round((starts[stage] + costs[stage] * share) / total * steps)
+            reported[0] = max(reported[0], min(step, steps))
+            hooks.progress(reported[0], steps)
+
+        return Hooks(progress=progress, check_cancel=hooks.check_cancel)
+
+    return for_stage
 
 
 _OPEN_BARS: set = set()  # bars `tqdm_hooks` has drawn and not closed yet

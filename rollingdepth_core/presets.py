@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from .errors import InvalidSettings
 
@@ -36,12 +38,14 @@ class Preset:
     refine_snippet_length: int = 3
 
 
-PRESETS: dict[str, Preset] = {
+# Read-only: a preset changed in place would change every later run of the process (and
+# every node default read from it); change a copy with `dataclasses.replace` instead.
+PRESETS: Mapping[str, Preset] = MappingProxyType({
     "fast": Preset(768, (1, 25), "fp16", 0),
     "fast1024": Preset(1024, (1, 25), "fp16", 0),
     "full": Preset(1024, (1, 10, 25), "fp16", 10),
     "paper": Preset(768, (1, 10, 25), "fp32", 10, cap_dilation=False),
-}
+})
 
 
 def get_preset(name: str) -> Preset:

@@ -12,6 +12,13 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
+from .errors import InvalidSettings
+
+# Batch sizes where free accelerator memory is unknown (a CPU), and of stages called without
+# batches: snippets per UNet call and frames per VAE call. Written here once.
+DEFAULT_SNIPPETS_PER_BATCH = 8
+DEFAULT_VAE_BATCH_SIZE = 4
+
 
 @dataclass
 class DepthModel:
@@ -51,6 +58,42 @@ class DepthModel:
         self.vae.to(device)
         self.empty_text_embed = self.empty_text_embed.to(device)
         return self
+
+
+@dataclass(frozen=True)
+class RunBatches:
+    """Batch sizes of one run, resolved once at the top and passed to every stage.
+
+    The pipeline, each node and the CLI resolve them (`runtime.batch_sizes.resolve_run_batches`:
+    a number, or "auto" from free accelerator memory); the stages below only use them. A batch
+    that runs out of accelerator memory is still halved and retried where it runs.
+
+    Attributes:
+        snippets: snippets per UNet call (denoising and refinement).
+        vae: frames per VAE call (encoding and decoding).
+    """
+
+    snippets: int = DEFAULT_SNIPPETS_PER_BATCH
+    vae: int = DEFAULT_VAE_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("snippets", "vae"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidSettings(
+                    f"RunBatches.{name} must be a whole number >= 1; got {value!r}. "
+                    "Resolve 'auto' first with runtime.batch_sizes.resolve_run_batches."
+                )
+
+
+def check_run_batches(batches) -> RunBatches:
+    """``batches`` itself; ``InvalidSettings`` unless it is a `RunBatches` (stages take no bare numbers)."""
+    if not isinstance(batches, RunBatches):
+        raise InvalidSettings(
+            f"batches must be RunBatches(snippets=..., vae=...); got {batches!r}. "
+            "For 'auto', use runtime.batch_sizes.resolve_run_batches."
+        )
+    return batches
 
 
 @dataclass(frozen=True)
@@ -112,6 +155,11 @@ class SnippetPlan:
             more = ", ..." if g.num_snippets > 3 else ""
             lines.append(
                 f"  dilation {g.dilation}{capped}: {g.num_snippets} snippets: {first}{more}"
+            )
+        if self.num_frames == 1:
+            lines.append(
+                "  note: one frame only (a still image?): video depth of one frame is "
+                "single-image depth."
             )
         return "\n".join(lines)
 
@@ -187,14 +235,19 @@ class SnippetDepths:
         plan: the snippet plan these depths follow.
         depths: per group `s n H W`, at processing size (padding removed), on the host in a
             compact dtype (fp16 unless the model ran in fp32).
+            A group may be a `runtime.storage.DiskTensor` instead (``storage_dir``): read it
+            by slices.
         encoded: the RGB latents the snippets came from (reused by refinement), or None.
         noise: `1 4 h w` float32, the shared noise (reused by refinement), or None.
+        latents: per group `s n 4 h w` float32, the depth latents the depths were decoded
+            from (`denoise_snippets(..., return_latents=True)`), or None.
     """
 
     plan: SnippetPlan
     depths: tuple[Tensor, ...]
     encoded: EncodedFrames | None = None
     noise: Tensor | None = None
+    latents: tuple[Tensor, ...] | None = None
 
     @property
     def size(self) -> tuple[int, int]:

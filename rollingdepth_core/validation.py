@@ -274,8 +274,12 @@ def check_run(
             f"{wording.name('coalign_settings')} must be a CoalignSettings; "
             f"got {type(coalign_settings).__name__}."
         )
-    if not callable(hooks_for):
-        raise InvalidSettings(f"hooks_for must be a function stage -> Hooks; got {type(hooks_for).__name__}.")
+    from .hooks import Hooks
+
+    if not (callable(hooks_for) or isinstance(hooks_for, Hooks)):
+        raise InvalidSettings(
+            f"hooks_for must be a function stage -> Hooks, or one Hooks; got {type(hooks_for).__name__}."
+        )
     size = processing_size(*source.input_size, settings.processing_resolution)
     pad = padding_for(size)
     if noise is not None:
@@ -317,7 +321,7 @@ def check_run_memory(
         device, dtype: where and in what the model runs (a torch dtype).
         architecture: `memory_estimate.Architecture` of the checkpoint.
         snippets_per_batch, vae_batch_size: numbers, or "auto" (1 on a GPU, where automatic
-            batches grow into what is free; the fixed defaults 8 and 4 on a CPU).
+            batches grow into what is free; on a CPU the fixed defaults, `types.RunBatches()`).
         storage_dir: snippet depths on disk.
         restore_size: depth resized back to the input size.
         frames_in_memory: the frames are read up front at processing size (image folders).
@@ -333,6 +337,7 @@ def check_run_memory(
     from .io.frames import processing_size
     from .runtime.memory_estimate import check_memory, estimate_run_memory
     from .stages.snippets import plan_snippets
+    from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 
     size = processing_size(*input_size, settings.processing_resolution)
     if plan is None:
@@ -341,7 +346,9 @@ def check_run_memory(
     on_cpu = torch.device(device).type == "cpu"
     batches = [
         b if isinstance(b, int) else (default if on_cpu else 1)
-        for b, default in ((snippets_per_batch, 8), (vae_batch_size, 4))
+        for b, default in (
+            (snippets_per_batch, DEFAULT_SNIPPETS_PER_BATCH), (vae_batch_size, DEFAULT_VAE_BATCH_SIZE)
+        )
     ]
     estimate = estimate_run_memory(
         num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,
@@ -351,6 +358,6 @@ def check_run_memory(
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",
-        f"Lower {wording.name('processing_resolution')}, process fewer frames, or keep snippet "
-        f"depths on disk ({wording.name('storage_dir')}).",
+        f"Lower {wording.name('processing_resolution')} or {wording.name('snippets_per_batch')}, "
+        f"process fewer frames, or keep snippet depths on disk ({wording.name('storage_dir')}).",
     )

@@ -23,6 +23,15 @@ def test_presets_are_immutable():
     assert changed.refine_steps == 4 and PRESETS["fast"].refine_steps == 0
 
 
+def test_preset_table_is_read_only():
+    """issue 8: `PRESETS` was a plain dict; one caller could change every later run's preset."""
+    with pytest.raises(TypeError):
+        PRESETS["fast"] = dataclasses.replace(PRESETS["fast"], refine_steps=4)
+    with pytest.raises(TypeError):
+        del PRESETS["paper"]
+    assert list(PRESETS) == ["fast", "fast1024", "full", "paper"] and PRESETS["fast"].refine_steps == 0
+
+
 def test_get_preset():
     assert get_preset("full") is PRESETS["full"]
     with pytest.raises(InvalidSettings, match="fast, fast1024, full, paper"):

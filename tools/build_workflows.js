@@ -88,7 +88,9 @@ const WORKFLOWS = {
         denoise: ['RollingDepthDenoiseSnippets', { processing_resolution: 1024 }, [760, 60]],
         coalign: ['RollingDepthCoalign', {}, [1100, 60]],
         refine: ['RollingDepthRefine', { num_steps: 10 }, [1440, 60]],
-        save: ['RollingDepthSaveDepth', { filename_prefix: 'rollingdepth/full', save_exr: true, save_png16: true }, [1780, 60]],
+        // Save Depth and Save Video each count their own takes: distinct prefixes keep the numbers of a
+        // run's depth files and its video the same (full_depth_00003_exr <-> full_preview_00003.mp4)
+        save: ['RollingDepthSaveDepth', { filename_prefix: 'rollingdepth/full_depth', save_exr: true, save_png16: true }, [1780, 60]],
         paths: ['PreviewAny', {}, [1780, 300]],
         image: ['RollingDepthDepthToImage', { colormap: 'Spectral' }, [1780, 470]],
       },
@@ -99,14 +101,14 @@ const WORKFLOWS = {
         ['model', 'model', 'refine', 'model'], ['video', 'VIDEO', 'refine', 'video'], ['coalign', 'depth', 'refine', 'depth'],
         ['refine', 'depth', 'save', 'depth'], ['save', 'paths', 'paths', 'source'], ['refine', 'depth', 'image', 'depth'],
       ] },
-    videoOut('out', 2120, 470, 'rollingdepth/full', ['image', 'images']),
+    videoOut('out', 2120, 470, 'rollingdepth/full_preview', ['image', 'images']),
   ),
   '03_compare_coalign_settings': merge(
     { nodes: { ...videoIn(40, 60), note: ['Note', { text: NOTE_INPUT + '\n\nOne Denoise, two Co-align settings side by side (left: fast solver of the reference objective, right: robust solver, which drifts less over long clips). Denoise runs once.' }, [40, 760], undefined, [330, 230]] }, links: videoLinks },
     { nodes: {
         plan: ['RollingDepthSampleSnippets', { dilations: '1,10,25' }, [400, 60]],
         denoise: ['RollingDepthDenoiseSnippets', { processing_resolution: 768 }, [760, 60]],
-        coalign_a: ['RollingDepthCoalign', { method: 'fast' }, [1100, 60], 'Co-align A (fast, reference objective)'],
+        coalign_a: ['RollingDepthCoalign', { method: 'fast' }, [1100, 60], 'Co-align A (fast)'],
         coalign_b: ['RollingDepthCoalign', { method: 'robust' }, [1100, 420], 'Co-align B (robust)'],
         report_a: ['PreviewAny', {}, [1440, 300]],
         report_b: ['PreviewAny', {}, [1440, 660]],
@@ -178,7 +180,15 @@ async function build(page, spec) {
       if (!node) throw new Error(`unknown node type ${type}`);
       app.graph.add(node);
       node.pos = pos;
-      if (title) node.title = title;
+      if (title) {
+        node.title = title;
+        // wide enough for the whole title (the default width is the node type's): measured in the
+        // title font, plus room for the collapse dot on the left and the badges on the right
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = window.LiteGraph.NODE_TEXT_SIZE + 'px ' + (window.LiteGraph.NODE_FONT || 'Arial');
+        const need = Math.ceil(ctx.measureText(title).width) + window.LiteGraph.NODE_TITLE_HEIGHT + 90;
+        if (node.size[0] < need) node.size = [need, node.size[1]];
+      }
       if (size) node.size = size;
       for (const [name, value] of Object.entries(widgets)) {
         const widget = (node.widgets || []).find((w) => w.name === name);

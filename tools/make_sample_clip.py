@@ -5,7 +5,7 @@ from left to right and a checkered box sliding towards the camera. Because the s
 made here, its depth is known exactly; the depth video (grey, nearer = brighter, one range
 for the clip) stands in for "depth from another depth node" in the stage-swap workflow.
 
-    PYTHONPATH=. python tools/make_sample_clip.py [--out workflows/input] [--frames 32] [--size 128x72]
+    PYTHONPATH=. python tools/make_sample_clip.py [--out workflows/input] [--frames 100] [--size 128x72]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def render(num_frames: int, width: int, height: int) -> tuple[np.ndarray, np.nda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("workflows/input"))
-    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--size", default="128x72", help="WIDTHxHEIGHT")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -92,8 +92,8 @@ MUTATIONS = (
     Mutation(
         "noise-not-shared", "every snippet frame starts from its own noise draw",
         "rollingdepth_core/stages/denoise.py",
-        "start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)",
-        "start_latents = torch.randn_like(noise_on_device.expand(rgb.shape[0], -1, -1, -1))",
+        "start_latents = noise.expand(rgb.shape[0], -1, -1, -1)",
+        "start_latents = torch.randn_like(noise.expand(rgb.shape[0], -1, -1, -1))",
         ("tests/stages/test_denoise.py", "tests/test_e2e_golden.py::test_short_still_clip_equals_one_frame"),
     ),
     Mutation(

@@ -1,4 +1,4 @@
-"""``python -m rollingdepth_core.bench {align,speed,memory} [options]``: run one benchmark.
+"""``python -m rollingdepth_core.bench {align,speed,memory,farm} [options]``: run one benchmark.
 
 A subcommand is a module of this package, imported only when asked for. It provides either
 ``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "align": "align",
     "speed": "speed",
     "memory": "memory",
+    "farm": "farm",
 }
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..evaluation.snippet_simulation import SnippetNoise, simulate_snippets
 from ..evaluation.synthetic import render_inverse_depth
-from ..runtime.disk_tensor import DiskTensor
+from ..runtime.storage import DiskTensor
 from ..stages.snippets import plan_snippets
 from ..types import SnippetDepths
 

@@ -4,7 +4,7 @@ Runs our pipeline on synthetic clips of several lengths, each in a fresh process
 prints peak device memory, peak host memory and their growth per frame. Device memory
 must not grow with the clip; host memory grows only by what a clip inherently needs
 (snippet depths in fp16, latents, the output video), unless ``--storage-dir`` moves the
-snippet depths to memory-mapped temporary files.
+snippet depths to temporary files (`runtime.storage.DiskTensor`).
 
     python -m rollingdepth_core.bench memory --device cuda --frames 250,1000,2000
     python -m rollingdepth_core.bench memory --arch tiny --size 96x128 --resolution 0 \\
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", default="100,200,400,800",
                         help="comma-separated clip lengths")
     parser.add_argument("--storage-dir", default=None,
-                        help="keep snippet depths in memory-mapped temporary files here")
+                        help="keep snippet depths in temporary files here")
     parser.add_argument("--coalign-iterations", type=int, default=20,
                         help="co-alignment iterations (memory does not depend on them)")
     return parser

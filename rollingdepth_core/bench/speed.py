@@ -1,9 +1,13 @@
 """``python -m rollingdepth_core.bench speed``: reference-style against ours, stage by stage.
 
 Builds the real architecture with random weights (or loads ``--checkpoint``), runs both
-modes on the same synthetic clip (each in a fresh process unless ``--in-process``) and
-prints a table: seconds per stage, frames/s, speed-up, peak VRAM, peak host RAM, FLOPs and
-the fraction of the GPU's peak, plus how far the two modes' outputs are apart.
+modes on the same synthetic clip, alternating, each run in a fresh process (unless
+``--in-process``), every mode at least twice (``--repeat``), and prints a table: seconds per
+stage (each row's fastest run and the spread of the runs), frames/s, the speed-up, peak VRAM,
+peak host RAM, FLOPs and the fraction of the GPU's peak, and how far the modes' outputs are
+apart. The headline is the END-TO-END ratio, with `total without align` beside it: the
+reference style does what the authors' release does (`reference_style.py`); ours is the
+pipeline as a user runs it, automatic batch-size calibration included.
 
 GPU example (the issue's target)::
 
@@ -87,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-warmup", action="store_true")
     run.add_argument("--no-cudnn-benchmark", action="store_true")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    run.add_argument("--repeat", type=int, default=1,
-                     help="run the modes alternately this many times; report each stage's fastest")
+    run.add_argument("--repeat", type=int, default=2,
+                     help="run the modes alternately this many times (default 2); the table shows each "
+                          "stage's fastest run and the spread")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", default=None, help="also write the results to this file")
     return parser
@@ -127,9 +132,9 @@ def compare(paths: dict[str, str]) -> dict | None:
 
 
 def stage_rows(result: dict) -> dict[str, float]:
-    """Seconds per reported stage of one mode."""
+    """Seconds per reported stage of one run of a mode."""
     seconds, modules = result["seconds"], result["module_seconds"]
-    rows = {"encode": seconds.get("encode", 0.0)}
+    rows = {"batch sizes": seconds.get("batch sizes", 0.0), "encode": seconds.get("encode", 0.0)}
     if "denoise unet" in modules:
         rows["snippet UNet"] = modules["denoise unet"]
         rows["decode"] = modules.get("denoise decoder", 0.0)
@@ -142,6 +147,16 @@ def stage_rows(result: dict) -> dict[str, float]:
     rows["total"] = seconds["total"]
     rows["total without align"] = seconds["total"] - rows["align"]
     return rows
+
+
+def spread(values: list[float]) -> float | None:
+    """(slowest - fastest) / fastest of repeated measurements; None for one run."""
+    if len(values) < 2 or min(values) <= 0:
+        return None
+    return (max(values) - min(values)) / min(values)
+
+
+HEADLINE = ("total", "total without align")
 
 
 def cpu_name() -> str:
@@ -167,31 +182,47 @@ def _gib(value) -> str:
     return "n/a" if value is None else f"{value / GIB:.2f}"
 
 
-def summarize(config: BenchConfig, results: dict[str, dict], flops: dict, diffs: dict | None) -> dict:
-    """Derived figures per mode: frames/s, TFLOPS, fraction of peak; and the speed-ups."""
+def summarize(config: BenchConfig, runs: dict[str, list[dict]], flops: dict, diffs: dict | None) -> dict:
+    """Per mode: each row's fastest run, its spread over the runs, frames/s, TFLOPS and the
+    fraction of peak; the speed-ups of the fastest runs; and the headline ratios
+    (end to end, and without the co-alignment) with their range over every pairing of runs."""
     dtype = resolve_dtype(config.dtype, torch.device(config.device))
-    summary = {"modes": {}, "speedup": {}}
-    for mode, result in results.items():
-        rows = stage_rows(result)
-        compute = sum(result["seconds"].get(k, 0.0) for k in ("encode", "denoise", "refine"))
+    summary = {"modes": {}, "speedup": {}, "headline": {}}
+    for mode, mode_runs in runs.items():
+        per_run = [stage_rows(r) for r in mode_runs]
+        rows = {k: min(r[k] for r in per_run) for k in per_run[0]}
+        compute = min(sum(r["seconds"].get(k, 0.0) for k in ("encode", "denoise", "refine"))
+                      for r in mode_runs)
         achieved = flops["total"] / compute / 1e12 if compute > 0 else None
-        peak = peak_tflops(result["device_name"], dtype) if config.device.startswith("cuda") else None
+        device_name = mode_runs[0]["device_name"]
+        peak = peak_tflops(device_name, dtype) if config.device.startswith("cuda") else None
         summary["modes"][mode] = {
-            "rows": rows, "frames_per_s": config.frames / rows["total"],
+            "rows": rows, "spread": {k: spread([r[k] for r in per_run]) for k in rows},
+            "per_run": per_run, "frames_per_s": config.frames / rows["total"],
             "achieved_tflops": achieved,
             "fraction_of_peak": achieved / peak if (achieved and peak) else None,
             "peak_tflops": peak,
         }
-    if set(results) == set(MODES):
-        ref, ours = (summary["modes"][m]["rows"] for m in MODES)
-        summary["speedup"] = {k: ref[k] / ours[k] for k in ours if k in ref and ours[k] > 0}
+    if set(runs) == set(MODES):
+        ref, ours = (summary["modes"][m] for m in MODES)
+        summary["speedup"] = {k: ref["rows"][k] / v for k, v in ours["rows"].items()
+                              if ref["rows"].get(k, 0.0) > 0 and v > 0}
+        for key in HEADLINE:
+            pairs = [a[key] / b[key] for a in ref["per_run"] for b in ours["per_run"] if b[key] > 0]
+            summary["headline"][key] = {"ratio": summary["speedup"][key], "low": min(pairs),
+                                        "high": max(pairs), "pairs": len(pairs)}
     summary["max_abs_diff"] = diffs
     return summary
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def format_table(config: BenchConfig, results: dict[str, dict], flops: dict, summary: dict) -> str:
     settings = config.settings()
     first = next(iter(results.values()))
+    repeats = first.get("repeats", 1)
     lines = [
         f"RollingDepth speed benchmark, {datetime.date.today().isoformat()}",
         f"device: {first['device_name']} (host {cpu_name()}, {first['threads']} CPU threads), "
@@ -204,20 +235,25 @@ def format_table(config: BenchConfig, results: dict[str, dict], flops: dict, sum
         f"FLOPs per call: UNet {_flop(flops['unet_snippet'])} per snippet, decoder "
         f"{_flop(flops['decode_frame'])} per frame, encoder {_flop(flops['encode_frame'])} per frame; "
         f"whole run {_flop(flops['total'])}",
+        f"runs: {repeats} per mode, alternating, "
+        + ("all in this process" if first.get("in_process") else "each in a fresh process")
+        + "; seconds = each row's fastest run, spread = (slowest - fastest) / fastest",
         "",
     ]
     modes = list(results)
+    both = bool(summary["speedup"])
     header = f"{'':24}" + "".join(f"{m + ' (s)':>18}" for m in modes)
-    if summary["speedup"]:
-        header += f"{'speed-up':>12}"
+    header += f"{'speed-up':>12}" if both else ""
+    header += "".join(f"{m + ' spread':>18}" for m in modes)
     lines.append(header)
     rows = summary["modes"][modes[-1]]["rows"]
     for key in rows:
         line = f"{key:24}" + "".join(
             f"{summary['modes'][m]['rows'].get(key, float('nan')):>18.3f}" for m in modes
         )
-        if key in summary["speedup"]:
-            line += f"{summary['speedup'][key]:>11.2f}x"
+        if both:
+            line += f"{summary['speedup'][key]:>11.2f}x" if key in summary["speedup"] else f"{'-':>12}"
+        line += "".join(f"{_percent(summary['modes'][m]['spread'].get(key)):>18}" for m in modes)
         lines.append(line)
 
     def row(name, values):
@@ -246,6 +282,13 @@ def format_table(config: BenchConfig, results: dict[str, dict], flops: dict, sum
             + (f" (co-alignment: {config.reference_coalign_method} vs {config.coalign_method})"
                if config.reference_coalign_method != config.coalign_method else "")
         )
+    if summary["headline"]:
+        end, without = (summary["headline"][k] for k in HEADLINE)
+        lines += ["", (
+            f"end to end: ours {end['ratio']:.2f}x the authors' way ({end['low']:.2f}x .. {end['high']:.2f}x "
+            f"over the {end['pairs']} pairings of runs); total without align {without['ratio']:.2f}x "
+            f"({without['low']:.2f}x .. {without['high']:.2f}x)"
+        )]
     return "\n".join(lines) + "\n"
 
 
@@ -262,9 +305,9 @@ def combine(runs: list[dict]) -> dict:
     return out
 
 
-def run(config: BenchConfig, modes: list[str], in_process: bool = False, repeat: int = 1) -> dict:
+def run(config: BenchConfig, modes: list[str], in_process: bool = False, repeat: int = 2) -> dict:
     """Run ``modes`` (alternating, ``repeat`` times each) and return
-    ``{"config", "results", "flops", "summary", "table"}``."""
+    ``{"config", "results", "runs", "flops", "summary", "table"}``."""
     flops = model_flops(config)
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     saved = {}
@@ -274,12 +317,14 @@ def run(config: BenchConfig, modes: list[str], in_process: bool = False, repeat:
             for mode in modes:
                 saved[mode] = str(Path(folder) / f"{mode}.pt")
                 logger.info("Running %s mode (%d of %d)...", mode, index + 1, repeat)
-                runs[mode].append(runner(config, mode, saved[mode] if index == 0 else None))
+                result = runner(config, mode, saved[mode] if index == 0 else None)
+                runs[mode].append(dict(result, in_process=in_process))
         diffs = compare(saved)
     results = {mode: combine(r) for mode, r in runs.items()}
-    summary = summarize(config, results, flops, diffs)
+    summary = summarize(config, runs, flops, diffs)
     table = format_table(config, results, flops, summary)
-    return {"config": config, "results": results, "flops": flops, "summary": summary, "table": table}
+    return {"config": config, "results": results, "runs": runs, "flops": flops, "summary": summary,
+            "table": table}
 
 
 def main(argv: list[str] | None = None) -> int:

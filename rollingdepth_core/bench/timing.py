@@ -51,6 +51,10 @@ class ModuleTimer:
         self._handles.append(module.register_forward_pre_hook(before))
         self._handles.append(module.register_forward_hook(after))
 
+    def calls(self) -> dict[str, int]:
+        """Number of calls per label."""
+        return {key: len(spans) for key, spans in self._spans.items()}
+
     def totals(self) -> dict[str, float]:
         """Seconds per label (waits for the device)."""
         devices.synchronize(self.device)

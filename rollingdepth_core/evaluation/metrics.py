@@ -7,8 +7,8 @@ share of pixels with max(d^ / d, d / d^) < 1.25 (both in %). Temporal error = me
 frame pairs and pixels of | |p_{i+1} - p_i| - |g_{i+1} - g_i| | on the aligned, clamped
 inverse depth (lower is better).
 
-Everything streams over frames in chunks, so clips larger than memory (memory-mapped
-tensors) can be scored; sums are accumulated in float64.
+Everything streams over frames in chunks, so clips larger than memory (`DiskTensor`s)
+can be scored; sums are accumulated in float64.
 """
 
 from __future__ import annotations

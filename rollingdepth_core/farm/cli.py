@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--gpus-per-worker", type=float, default=1.0, help="GPUs per worker (default 1)")
     farm.add_argument("--cpus-per-worker", type=float, default=None,
                       help="CPUs per worker (default: 1 with GPUs, otherwise the CPUs shared out)")
+    farm.add_argument("--shard", action="store_true",
+                      help="one shot at a time, each split over every worker (snippets, refinement steps), "
+                      "co-aligned once on this machine; with --storage-dir (shared by every node) the "
+                      "snippet depths go through files there instead of Ray's object store")
     farm.add_argument("--retries", type=int, default=2,
                       help="times a shot is retried when its worker dies (default 2)")
     add_clip_options(parser)

@@ -11,6 +11,7 @@ this driver alone, so a result is committed once, whatever happens to the worker
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from pathlib import Path
 
@@ -145,4 +146,92 @@ def run_shots(
     finally:
         for _, actor in [*idle, *starting.values(), *((i, a) for i, a, _ in running.values())]:
             ray.kill(actor)
+    return records
+
+
+def run_sharded(
+    work: list[tuple[Shot, str]],
+    out_dir: Path,
+    plan: WorkerPlan,
+    model: ModelSpec,
+    manifest: Manifest,
+    progress: FarmProgress,
+    retries: int = 2,
+    overwrite: bool = False,
+    verbose: bool = False,
+    storage_dir: Path | None = None,
+) -> list[ShotRecord]:
+    """Process the shots one after the other, each split over every worker (`farm.shard`).
+
+    The driver writes each shot (the command line's writer) into a temporary folder and
+    renames it into place. A shot whose worker dies is retried, with fresh workers, up to
+    ``retries`` times; a shot that fails by itself is recorded as failed at once.
+    """
+    ray = require_ray()
+    from ray.exceptions import RayActorError, RayTaskError
+
+    from ..cli import output_options, write_outputs
+    from ..io.frames import resize_depth
+    from .shard import estimate_depth_sharded
+    from .shard_worker import ShardWorker
+
+    actor_class = ray.remote(ShardWorker).options(
+        num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=0, max_task_retries=0
+    )
+
+    def start_workers() -> list:
+        workers = [actor_class.remote(i + 1, model, int(plan.num_cpus), verbose) for i in range(plan.count)]
+        ray.get([w.describe.remote() for w in workers])
+        return workers
+
+    label = f"shard over {plan.count} worker(s)"
+    records: list[ShotRecord] = []
+    workers = start_workers() if work else []
+    try:
+        for shot, digest in work:
+            attempt = 1
+            while True:
+                folder, claim = new_attempt(out_dir, shot.name)
+                tic = time.perf_counter()
+                args = shot.args()
+                try:
+                    result = estimate_depth_sharded(ray, workers, vars(args), storage_dir)
+                    depth = result.depth
+                    if args.restore_resolution and tuple(depth.shape[-2:]) != result.input_size:
+                        depth = resize_depth(depth, result.input_size)
+                    options = output_options(args)
+                    write_outputs(folder, shot.name, depth, options.kinds, options.colormaps,
+                                  options.fps or result.fps, shot.first_frame or 0, shot.frame_prefix)
+                    commit_shot(folder, claim, out_dir, shot.name, overwrite)
+                    kib = 1024 * max(len(result.depth), 1)
+                    progress.line(f"{shot.name}: the driver gathered {result.gathered_bytes / kib:.1f} KiB "
+                                  f"and sent {result.sent_bytes / kib:.1f} KiB per frame")
+                    done = ShotResult(shot.name, "done", None, len(depth), time.perf_counter() - tic, label)
+                    record = _record(ShotJob(shot, digest, attempt, folder, claim), done, "done")
+                except RayActorError as error:
+                    discard_attempt(folder, claim)
+                    for worker in workers:
+                        ray.kill(worker)
+                    workers = start_workers()
+                    if attempt <= retries:
+                        progress.line(f"a worker died during {shot.name} (attempt {attempt}); retrying it")
+                        attempt += 1
+                        continue
+                    reason = str(error).splitlines()[0]
+                    died = ShotResult(shot.name, "failed", None, 0, time.perf_counter() - tic, label)
+                    record = _record(ShotJob(shot, digest, attempt, folder, claim), died, "failed",
+                                     f"a worker died during each of {attempt} attempts (last: {reason})")
+                except (RayTaskError, RollingDepthError, OSError) as error:
+                    discard_attempt(folder, claim)
+                    cause = getattr(error, "cause", None) or error
+                    failed = ShotResult(shot.name, "failed", None, 0, time.perf_counter() - tic, label)
+                    record = _record(ShotJob(shot, digest, attempt, folder, claim), failed, "failed",
+                                     f"{type(cause).__name__}: {cause}".splitlines()[0])
+                manifest.append(record)
+                records.append(record)
+                progress.shot_finished(record)
+                break
+    finally:
+        for worker in workers:
+            ray.kill(worker)
     return records

@@ -101,7 +101,7 @@ def _split_or_error(shot: Shot) -> tuple[list[Shot], str | None]:
 def run_farm(args: argparse.Namespace) -> FarmOutcome:
     """Do what the parsed farm command line asks (`farm.cli.build_parser`)."""
     from .cluster import require_ray
-    from .dispatch import run_shots
+    from .dispatch import run_sharded, run_shots
     from .worker import ModelSpec
 
     tic = time.perf_counter()
@@ -140,8 +140,12 @@ def run_farm(args: argparse.Namespace) -> FarmOutcome:
                                 args.cpus_per_worker)
             progress.line(f"{len(work)} shot(s) to run on {plan.count} worker(s) "
                           f"({plan.num_gpus:g} GPU, {plan.num_cpus:g} CPU each); {len(skipped)} skipped")
-            records += run_shots(work, out_dir, plan, model, manifest, progress, args.retries, args.overwrite,
-                                 args.verbose)
+            if args.shard:
+                records += run_sharded(work, out_dir, plan, model, manifest, progress, args.retries,
+                                       args.overwrite, args.verbose, args.storage_dir)
+            else:
+                records += run_shots(work, out_dir, plan, model, manifest, progress, args.retries,
+                                     args.overwrite, args.verbose)
     seconds = time.perf_counter() - tic
     return FarmOutcome(records, seconds, summary_line(records, seconds, manifest.path))
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+
+logger = logging.getLogger(__name__)
 
 LATENT_FACTOR = 8  # the VAE downsamples by 8: image sides must be multiples of it
 
@@ -44,6 +47,7 @@ def check_frames(frames: Tensor, name: str = "frames") -> None:
             "Convert uint8 with `x / 127.5 - 1`."
         )
     check_finite(frames, name)
+    check_value_range(frames, "-1..1", name)
 
 
 def check_finite(values: Tensor, name: str) -> None:
@@ -57,6 +61,45 @@ def check_finite(values: Tensor, name: str) -> None:
             f"{name} contains NaN or infinite values at frames {shown}{more}. "
             "Fix or drop those frames."
         )
+
+
+def check_value_range(values: Tensor, expected: str, name: str = "frames") -> None:
+    """Refuse float frames clearly outside their documented range; say so when they look like 0..1.
+
+    Values a little outside (resampling overshoot) are fine. Values that can only be 0..255
+    pixels, or -1..1 frames where 0..1 images are expected, are refused with the conversion
+    to use; -1..1 frames that never go below 0 get a warning (they look like 0..1 images).
+
+    Args:
+        values: float frames (any layout).
+        expected: "-1..1" (core frames) or "0..1" (images, e.g. a ComfyUI IMAGE).
+        name: what the caller calls them.
+
+    Raises:
+        InvalidInput: values clearly outside ``expected``, with the conversion to use.
+    """
+    low, high = (float(v) for v in torch.aminmax(values.detach().flatten()))
+    seen = f"{name} hold values {low:.3g}..{high:.3g}"
+    if expected == "-1..1":
+        if high > 2.0 and low >= -1.0 and high <= 260.0:
+            raise InvalidInput(f"{seen}; they look like 0..255 pixels, but -1..1 is expected. "
+                               "Convert with x / 127.5 - 1.")
+        if high > 2.0 or low < -2.0:
+            raise InvalidInput(f"{seen}, far outside the expected -1..1. Scale them to -1..1 first.")
+        if low >= 0.0 and high > 0.0:
+            logger.warning("%s, all above 0: are they 0..1 images? -1..1 is expected; convert with "
+                           "x * 2 - 1.", seen)
+    elif expected == "0..1":
+        if high > 2.0 and low >= -0.5 and high <= 260.0:
+            raise InvalidInput(f"{seen}; they look like 0..255 pixels, but 0..1 is expected. "
+                               "Divide by 255 (or pass uint8).")
+        if low < -0.5 and low >= -1.05 and high <= 1.05:
+            raise InvalidInput(f"{seen}; they look like -1..1 frames, but 0..1 is expected. "
+                               "Convert with (x + 1) / 2.")
+        if high > 2.0 or low < -0.5:
+            raise InvalidInput(f"{seen}, far outside the expected 0..1. Scale them to 0..1 first.")
+    else:
+        raise ValueError(f"expected must be '-1..1' or '0..1'; got {expected!r}.")
 
 
 def processing_size(height: int, width: int, resolution: int) -> tuple[int, int]:
@@ -104,6 +147,14 @@ def padding_for(size: tuple[int, int], multiple: int = LATENT_FACTOR) -> tuple[i
     return (-height) % multiple, (-width) % multiple
 
 
+def padded_size(input_size: tuple[int, int], processing_resolution: int) -> tuple[int, int]:
+    """`(H, W)` the VAE sees for frames of ``input_size``: the processing size padded to
+    multiples of 8."""
+    size = processing_size(*input_size, processing_resolution)
+    pad = padding_for(size)
+    return (size[0] + pad[0], size[1] + pad[1])
+
+
 def pad_to_multiple(images: Tensor, multiple: int = LATENT_FACTOR) -> Tensor:
     """Pad at the bottom and right by repeating the edge, to sides divisible by ``multiple``.
 
@@ -124,21 +175,6 @@ def crop_to(images: Tensor, size: tuple[int, int]) -> Tensor:
     """Top-left `H W` crop of `... H' W'` (undoes `pad_to_multiple`)."""
     height, width = size
     return images[..., :height, :width]
-
-
-def prepare_frames(frames: Tensor, resolution: int) -> Tensor:
-    """Check, resize to the processing resolution and pad: what the VAE encodes.
-
-    Args:
-        frames: `N 3 H0 W0` in -1..1.
-        resolution: longest side, 0 for the input size.
-
-    Returns:
-        `N 3 H' W'` float32, sides multiples of 8.
-    """
-    check_frames(frames)
-    size = processing_size(frames.shape[-2], frames.shape[-1], resolution)
-    return pad_to_multiple(resize_frames(frames.float(), size))
 
 
 def frames_fingerprint(frames: Tensor) -> tuple:

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
 from ..types import ClipInfo
-from .frames import check_finite, check_frames, resize_frames
+from .frames import check_finite, check_frames, check_value_range, resize_frames
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ class ArraySource:
             )
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise InvalidInput(f"images must be uint8 (0..255) or float (0..1); got {images.dtype}.")
+        if images.is_floating_point() and bool(torch.isfinite(images).all()):
+            check_value_range(images, "0..1", "images")  # NaN is reported as frames are read
         self.images = images
 
     @property
@@ -158,7 +160,7 @@ class VideoFileSource:
         file: a path, or a binary file-like object (e.g. `io.BytesIO`) PyAV can open.
         start_time: seconds into the file where the clip starts (a trim window).
         duration: seconds of the clip (0: to the end).
-        pixel_format: "rgb24" converts each frame to 8-bit RGB (as `video_io.read_video`);
+        pixel_format: "rgb24" converts each frame to 8-bit RGB (as `video_files.read_video`);
             "float" converts to float RGB directly (more precise for YUV video); "auto"
             follows ComfyUI's loader: 8-bit RGB for full-range JPEG-style and RGB frames,
             float otherwise.

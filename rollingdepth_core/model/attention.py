@@ -8,6 +8,8 @@ per frame. The number of frames travels with each UNet call as
 
 from __future__ import annotations
 
+import contextlib
+
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
@@ -37,10 +39,16 @@ class FrameAttnProcessor:
     Installed on both attention layers of every transformer block. With ``cross_frame``
     (self-attention) the frames of a snippet attend to each other; without it (cross-attention
     to the text embedding) each frame attends on its own, as in the image model.
+    ``backends`` (a list of `torch.nn.attention.SDPBackend`) restricts the SDPA kernels it may
+    use (`speedups.SpeedOptions.attention_backend`); None lets PyTorch pick.
+
+    diffusers passes a processor only the keyword arguments its ``__call__`` names, so
+    ``num_frames`` must stay in the signature.
     """
 
-    def __init__(self, cross_frame: bool):
+    def __init__(self, cross_frame: bool, backends: list | None = None):
         self.cross_frame = cross_frame
+        self.backends = backends
 
     def __call__(
         self,
@@ -73,7 +81,8 @@ class FrameAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+        with self._kernels():
+            out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
         out = rearrange(out, "b a t d -> b t (a d)").to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if fold:
@@ -82,15 +91,26 @@ class FrameAttnProcessor:
             out = out + residual
         return out / attn.rescale_output_factor
 
+    def _kernels(self):
+        """The SDPA kernel restriction, or nothing."""
+        if self.backends is None:
+            return contextlib.nullcontext()
+        from torch.nn.attention import sdpa_kernel
 
-def install_cross_frame_attention(unet) -> None:
+        return sdpa_kernel(self.backends)
+
+
+def install_cross_frame_attention(unet, backends: list | None = None) -> None:
     """Install `FrameAttnProcessor` on every attention layer of ``unet`` (in place).
 
     Self-attention layers (`attn1`) get the cross-frame variant. Calls must then pass
     ``cross_attention_kwargs={"num_frames": n}``.
+
+    Args:
+        backends: SDPA kernels the processors may use (None: PyTorch's choice).
     """
     processors = {
-        name: FrameAttnProcessor(cross_frame=name.endswith("attn1.processor"))
+        name: FrameAttnProcessor(name.endswith("attn1.processor"), backends)
         for name in unet.attn_processors
     }
     unet.set_attn_processor(processors)

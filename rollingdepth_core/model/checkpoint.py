@@ -153,12 +153,12 @@ def check_checkpoint(root: str | os.PathLike, prefer_variant: bool = False) -> C
 
 def check_safetensors(path: Path) -> None:
     """Raise ``CheckpointError`` unless ``path`` is a readable, complete safetensors file."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             keys = list(handle.keys())
-    except Exception as error:  # safetensors raises its own untyped errors on bad files
+    except (SafetensorError, OSError, ValueError) as error:  # a bad header, a short file
         raise CheckpointError(
             f"{path} is not a valid safetensors file ({error}). The download may be "
             "incomplete: delete the file and download it again."
@@ -203,7 +203,7 @@ def download_checkpoint(
             full = [f"{c}/{s}.safetensors" for c, s in WEIGHT_STEMS.items()
                     if weight_file(folder, c, True) is None]
             folder = Path(snapshot_download(repo_id, allow_patterns=configs + full, **kwargs))
-    except Exception as error:  # huggingface_hub's network and cache errors have no common base
+    except hub_errors() as error:
         if target is not None:
             then = f"copy it to {target}"
         else:
@@ -214,6 +214,21 @@ def download_checkpoint(
             f"and {then}."
         ) from error
     return folder
+
+
+def hub_errors() -> tuple[type[Exception], ...]:
+    """What a failed download raises: `OSError` (the hub's own errors, an offline cache miss,
+    a full disk), `ValueError` (a malformed repo id) and the errors of the HTTP library
+    huggingface_hub uses (the base of the hub's HTTP error: requests' or httpx's `HTTPError`,
+    whose subclasses include the connection errors)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    http = next(
+        (base for base in HfHubHTTPError.__mro__[1:]
+         if base.__module__.split(".")[0] not in ("huggingface_hub", "builtins")),
+        OSError,
+    )
+    return (OSError, ValueError, http)
 
 
 def download_command(repo_id: str = DEFAULT_REPO_ID, folder: str = "<folder>") -> str:

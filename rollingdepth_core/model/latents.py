@@ -52,7 +52,9 @@ def encode_depth(
     vae, depth: Tensor, batch_size: int = 4, hooks: Hooks = NO_HOOKS,
     out_device: torch.device | str | None = None,
 ) -> Tensor:
-    """Encode depth `N H W` (-1..1, sides multiples of 8) as a 3-channel image.
+    """Encode depth `N H W` (-1..1, sides multiples of 8) as a grey 3-channel image.
+
+    How refinement puts a depth video into latent space (SPEC §5.1).
 
     Returns:
         `N 4 h w` float32.
@@ -77,18 +79,3 @@ def decode_depth(vae, latents: Tensor) -> Tensor:
     if vae.post_quant_conv is not None:
         z = vae.post_quant_conv(z)
     return vae.decoder(z).float().mean(dim=1)  # b H W, float32
-
-
-def decode_depth_batched(
-    vae, latents: Tensor, batch_size: int = 4, hooks: Hooks = NO_HOOKS,
-    out_device: torch.device | str = "cpu", out_dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """Decode `N 4 h w` latents, ``batch_size`` per VAE call, into `N H W` on ``out_device``."""
-    total = latents.shape[0]
-    chunks = []
-    for start in range(0, total, batch_size):
-        hooks.check_cancel()
-        depth = decode_depth(vae, latents[start : start + batch_size])
-        chunks.append(depth.to(out_device, out_dtype))
-        hooks.progress(min(start + batch_size, total), total)
-    return torch.cat(chunks)

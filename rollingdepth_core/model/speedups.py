@@ -16,7 +16,7 @@ import torch
 
 from ..errors import InvalidSettings
 from ..types import DepthModel
-from .attention import FrameAttnProcessor
+from .attention import install_cross_frame_attention
 
 logger = logging.getLogger(__name__)
 
@@ -66,48 +66,9 @@ def sdpa_backends(name: str) -> list:
     return table[name]
 
 
-class BackendFrameAttnProcessor(FrameAttnProcessor):
-    """`FrameAttnProcessor` whose SDPA call may only use the given kernels.
-
-    The signature repeats the parent's on purpose: diffusers passes a processor only the
-    keyword arguments its ``__call__`` names (``num_frames`` would be dropped otherwise).
-    """
-
-    def __init__(self, cross_frame: bool, backends: list):
-        super().__init__(cross_frame)
-        self.backends = backends
-
-    def __call__(
-        self,
-        attn,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        num_frames: int = 1,
-    ) -> torch.Tensor:
-        from torch.nn.attention import sdpa_kernel
-
-        with sdpa_kernel(self.backends):
-            return super().__call__(
-                attn, hidden_states, encoder_hidden_states, attention_mask, temb, num_frames
-            )
-
-
 def set_attention_backend(unet, name: str) -> None:
     """Restrict the SDPA kernels of every attention layer of ``unet`` (in place)."""
-    if name == "auto":
-        processors = {
-            key: FrameAttnProcessor(cross_frame=key.endswith("attn1.processor"))
-            for key in unet.attn_processors
-        }
-    else:
-        backends = sdpa_backends(name)
-        processors = {
-            key: BackendFrameAttnProcessor(key.endswith("attn1.processor"), backends)
-            for key in unet.attn_processors
-        }
-    unet.set_attn_processor(processors)
+    install_cross_frame_attention(unet, None if name == "auto" else sdpa_backends(name))
 
 
 def apply_speedups(model: DepthModel, options: SpeedOptions) -> DepthModel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -65,3 +66,19 @@ def run_in_batches(
         start = stop
         hooks.progress(progress_offset + start, total)
     return batch_size
+
+
+@dataclass
+class ShrinkingBatch:
+    """A batch size shared by several loops of a stage, shrunk for good once a batch ran out
+    of memory (the next loop starts at the size that fitted, not at the one that failed)."""
+
+    size: int
+
+    def run(self, num_items: int, work: Callable[[int, int], None], device: torch.device | str,
+            hooks: Hooks = NO_HOOKS, what: str = "items") -> None:
+        """`run_in_batches` of ``work`` over `0 .. num_items`, at most ``size`` items per call."""
+        asked = max(1, min(self.size, num_items))
+        used = run_in_batches(num_items, asked, work, device, hooks, what)
+        if used < asked:
+            self.size = used

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidSettings
-from ..types import DepthModel
+from ..io.frames import padded_size
+from ..types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE, DepthModel, RunBatches
 from . import devices
 
 logger = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def snippet_batch_size(
     latent_size: tuple[int, int],
     snippet_length: int,
     value: BatchSize = AUTO,
-    default: int = 8,
+    default: int = DEFAULT_SNIPPETS_PER_BATCH,
     maximum: int = MAX_SNIPPETS,
     name: str = "snippets_per_batch",
 ) -> int:
@@ -235,7 +236,7 @@ def vae_batch_size(
     model: DepthModel,
     padded_size: tuple[int, int],
     value: BatchSize = AUTO,
-    default: int = 4,
+    default: int = DEFAULT_VAE_BATCH_SIZE,
     maximum: int = MAX_VAE_FRAMES,
     name: str = "vae_batch_size",
 ) -> int:
@@ -257,30 +258,31 @@ def resolve_run_batches(
     input_size: tuple[int, int],
     processing_resolution: int,
     snippet_length: int,
-    snippets: BatchSize,
-    vae_frames: BatchSize,
-) -> tuple[int, int]:
+    snippets: BatchSize = AUTO,
+    vae_frames: BatchSize = AUTO,
+) -> RunBatches:
     """Both batch sizes of a whole run, resolved once (calibration runs at most once each).
 
+    Call it at the top of a run (the pipeline, a node, the CLI, a benchmark) with the model
+    where it will run, and pass the result to every stage.
+
     Args:
+        model: the checkpoint, on the device it will run on.
         input_size: `(H0, W0)` of the frames.
         processing_resolution: longest side to process at (0: the input size).
         snippet_length: frames per snippet.
         snippets, vae_frames: snippets per UNet call and frames per VAE call, each a number,
-            "auto" or an `AutoBatch`.
+            "auto" or an `AutoBatch` (where free memory is unknown, "auto" gives
+            `DEFAULT_SNIPPETS_PER_BATCH` / `DEFAULT_VAE_BATCH_SIZE`).
 
     Returns:
-        `(snippets per UNet call, frames per VAE call)`.
+        `RunBatches(snippets per UNet call, frames per VAE call)`.
     """
-    from ..io.frames import padding_for, processing_size
-
-    size = processing_size(*input_size, processing_resolution)
-    pad = padding_for(size)
-    padded = (size[0] + pad[0], size[1] + pad[1])
+    padded = padded_size(input_size, processing_resolution)
     latent = (padded[0] // 8, padded[1] // 8)
-    return (
-        snippet_batch_size(model, latent, snippet_length, snippets),
-        vae_batch_size(model, padded, vae_frames),
+    return RunBatches(
+        snippets=snippet_batch_size(model, latent, snippet_length, snippets),
+        vae=vae_batch_size(model, padded, vae_frames),
     )
 
 
@@ -291,8 +293,8 @@ def run_activation_bytes(
     snippet_length: int,
     snippets: BatchSize,
     vae_frames: BatchSize,
-    default_snippets: int = 8,
-    default_vae_frames: int = 4,
+    default_snippets: int = DEFAULT_SNIPPETS_PER_BATCH,
+    default_vae_frames: int = DEFAULT_VAE_BATCH_SIZE,
 ) -> int:
     """Estimated peak activation bytes of one run's largest call (UNet or VAE), weights excluded.
 
@@ -307,15 +309,11 @@ def run_activation_bytes(
         snippets, vae_frames: snippets per UNet call and frames per VAE call (number, "auto"
             or `AutoBatch`).
     """
-    from ..io.frames import padding_for, processing_size
-
     check_batch_size(snippets, "snippets_per_batch")
     check_batch_size(vae_frames, "vae_batch_size")
     snippets = snippets if isinstance(snippets, int) else default_snippets
     vae_frames = vae_frames if isinstance(vae_frames, int) else default_vae_frames
-    size = processing_size(*input_size, processing_resolution)
-    pad = padding_for(size)
-    padded = (size[0] + pad[0], size[1] + pad[1])
+    padded = padded_size(input_size, processing_resolution)
     unet = unet_memory(model, (padded[0] // 8, padded[1] // 8), snippet_length)
     vae = vae_memory(model, padded)
     return int(max(unet.fixed + unet.per_item * snippets, vae.fixed + vae.per_item * vae_frames))

@@ -1,4 +1,11 @@
-"""Batched one-step snippet inference (SPEC §3.5) and the shared UNet + DDIM step."""
+"""Batched one-step snippet inference (SPEC §3.5) and the shared UNet + DDIM step.
+
+The UNet call convention of a snippet (`unet_velocity`): the `n` frames of each snippet sit
+next to each other in the batch, `(s n)`, and the call passes
+``cross_attention_kwargs={"num_frames": n}``, so that in every self-attention layer the
+tokens of a snippet's frames form one sequence (`model.attention.fold_frames`). The input
+is the RGB latents and the depth latents side by side on the channel axis (`(s n) 8 h w`).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,19 @@ from ..errors import InvalidInput, NumericalError
 from ..hooks import NO_HOOKS, Hooks
 from ..model.latents import decode_depth
 from ..model.noise import check_noise
-from ..model.vae_batches import VaeBatch, decode_depth_to_host, decode_on_device
-from ..runtime import batch_sizes as autobatch
-from ..runtime.batch_loop import run_in_batches
-from ..runtime.batch_sizes import BatchSize
+from ..model.vae_batches import decode_on_device
+from ..runtime.batch_loop import ShrinkingBatch, run_in_batches
 from ..runtime.host_copies import HostCopier
 from ..runtime.storage import host_empty
-from ..types import DepthModel, EncodedFrames, SnippetDepths, SnippetPlan
+from ..types import (
+    DepthModel,
+    EncodedFrames,
+    RunBatches,
+    SnippetDepths,
+    SnippetGroup,
+    SnippetPlan,
+    check_run_batches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +39,41 @@ logger = logging.getLogger(__name__)
 def storage_dtype_for(model_dtype: torch.dtype) -> torch.dtype:
     """Host dtype of snippet depths: float32 for fp32 runs, else float16 (half the memory)."""
     return torch.float32 if model_dtype == torch.float32 else torch.float16
+
+
+@torch.no_grad()
+def unet_velocity(
+    model: DepthModel,
+    rgb_latents: Tensor,
+    depth_latents: Tensor,
+    timestep: int | Tensor,
+    num_frames: int,
+) -> Tensor:
+    """The UNet's prediction for a batch of snippets: the model's call convention.
+
+    Args:
+        model: the checkpoint (cross-frame attention installed by `load_model`).
+        rgb_latents: `(s n) 4 h w`, the frames of each snippet next to each other, on the
+            model's device and dtype.
+        depth_latents: `(s n) 4 h w`, the current (noisy) depth latents, same layout.
+        timestep: the diffusion timestep (0 .. 999).
+        num_frames: `n`, frames per snippet: the frames of a snippet attend to each other in
+            every self-attention layer; `n = 1` is the single-image model.
+
+    Returns:
+        `(s n) 4 h w`, the v-prediction (`scheduler.step` turns it into the next latents).
+    """
+    if rgb_latents.shape != depth_latents.shape or rgb_latents.shape[0] % num_frames:
+        raise InvalidInput(
+            f"rgb and depth latents must both be `(s n) 4 h w` with n = {num_frames}; got "
+            f"{tuple(rgb_latents.shape)} and {tuple(depth_latents.shape)}."
+        )
+    sample = torch.cat([rgb_latents, depth_latents], dim=1)  # (s n) 8 h w
+    t = torch.as_tensor(timestep, device=sample.device)
+    return model.unet(
+        sample, t, encoder_hidden_states=model.empty_text_embed,
+        cross_attention_kwargs={"num_frames": num_frames},
+    ).sample  # (s n) 4 h w
 
 
 @torch.no_grad()
@@ -37,7 +85,7 @@ def denoise_step(
     timestep: int,
     num_frames: int,
 ) -> Tensor:
-    """One UNet call and one DDIM step for a batch of snippets.
+    """One UNet call (`unet_velocity`) and one DDIM step for a batch of snippets.
 
     Args:
         model: the checkpoint (cross-frame attention installed).
@@ -50,21 +98,8 @@ def denoise_step(
     Returns:
         `(s n) 4 h w`, the depth latents after `scheduler.step`.
     """
-    sample = torch.cat([rgb_latents, depth_latents], dim=1)  # (s n) 8 h w
-    t = torch.tensor(timestep, device=sample.device)
-    velocity = model.unet(
-        sample, t, encoder_hidden_states=model.empty_text_embed,
-        cross_attention_kwargs={"num_frames": num_frames},
-    ).sample  # (s n) 4 h w
+    velocity = unet_velocity(model, rgb_latents, depth_latents, timestep, num_frames)
     return scheduler.step(velocity, timestep, depth_latents).prev_sample
-
-
-def decode_to_host(
-    model: DepthModel, latents: Tensor, size: tuple[int, int], batch_size: int,
-    dtype: torch.dtype,
-) -> Tensor:
-    """Decode `b 4 h w` latents, ``batch_size`` per VAE call; `b H W` on the host, cropped."""
-    return decode_depth_to_host(model, latents, size, batch_size, dtype)
 
 
 def check_plan_matches(plan: SnippetPlan, num_frames: int, what: str) -> None:
@@ -82,14 +117,14 @@ def denoise_snippets(
     encoded: EncodedFrames,
     plan: SnippetPlan,
     noise: Tensor,
-    snippets_per_batch: BatchSize = 8,
-    decode_batch_size: BatchSize = 8,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
     storage_dir: str | None = None,
+    return_latents: bool = False,
 ) -> SnippetDepths:
     """Initial depth of every snippet: one denoising step from the shared noise, decoded.
 
-    Many snippets go through the UNet together (``snippets_per_batch``); results equal the
+    Many snippets go through the UNet together (``batches.snippets``); results equal the
     one-at-a-time reference within float rounding. On out-of-memory the batch is halved and
     retried. Depths are moved to the host in a compact dtype as soon as they are decoded
     (asynchronously on CUDA, so the GPU does not wait for the host), so accelerator memory
@@ -100,66 +135,86 @@ def denoise_snippets(
         encoded: RGB latents of the clip (`encode_frames`).
         plan: which frames form each snippet (`plan_snippets`), for the same clip.
         noise: `1 4 h w`, the shared noise (`make_noise`).
-        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch` (free memory).
-        decode_batch_size: frames per VAE decoder call, or "auto" / `AutoBatch`.
+        batches: snippets per UNet call and frames per VAE decoder call.
         hooks: progress per snippet, cancel between batches.
-        storage_dir: keep the snippet depths in temporary files in this folder (memory
-            mapped, for very long clips) instead of in RAM.
+        storage_dir: keep the snippet depths in temporary files in this folder
+            (`runtime.storage.DiskTensor`, for very long clips) instead of in RAM.
+        return_latents: also keep each snippet's depth latents (`SnippetDepths.latents`,
+            per group `s n 4 h w` float32), the UNet step's output before decoding.
 
     Returns:
         `SnippetDepths`, per group `s n H W` at processing size.
     """
+    check_run_batches(batches)
     check_plan_matches(plan, encoded.num_frames, "the encoded video")
-    latent_size = tuple(encoded.latents.shape[-2:])
-    noise = check_noise(noise, latent_size)
-    device, dtype = model.device, model.dtype
+    noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
     scheduler = model.make_scheduler()
     scheduler.set_timesteps(1)
-    timestep = int(scheduler.timesteps[0])
-    noise_on_device = noise.to(device, dtype)
-    store = storage_dtype_for(dtype)
-    height, width = encoded.size
-    snippets_per_batch = autobatch.snippet_batch_size(
-        model, latent_size, plan.snippet_length, snippets_per_batch
-    )
-    vae_batch = VaeBatch(
-        autobatch.vae_batch_size(
-            model, encoded.padded_size, decode_batch_size, default=8, name="decode_batch_size"
-        )
-    )
-    total, done = plan.num_snippets, 0
-    depths = []
+    vae_batch = ShrinkingBatch(batches.vae)
+    depths, latents, done = [], [], 0
     for group in plan.groups:
-        n = group.snippet_length
-        out = host_empty((group.num_snippets, n, height, width), store, storage_dir)
-        name = f"snippet depths (dilation {group.dilation})"
-
-        def store_batch(host: Tensor, start: int, stop: int, out=out, name=name, group=group,
-                        n=n) -> None:
-            depth = rearrange(host, "(b n) H W -> b n H W", n=n)
-            check_finite_depth(depth, group.indices[start:stop], name, dtype)
-            out[start:stop] = depth
-
-        with HostCopier(device) as copier:
-
-            def work(start: int, stop: int, indices=group.indices, n=n, copier=copier,
-                     store_batch=store_batch) -> None:
-                frames = indices[start:stop].flatten()  # (b n)
-                rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
-                start_latents = noise_on_device.expand(rgb.shape[0], -1, -1, -1)
-                latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
-                depth = decode_on_device(
-                    model, latents, (height, width), vae_batch, store, decode_depth
-                )
-                copier.submit(depth, lambda host: store_batch(host, start, stop))
-
-            run_in_batches(
-                group.num_snippets, snippets_per_batch, work, device, hooks, "snippets",
-                progress_offset=done, progress_total=total,
-            )
+        group_depth, group_latents = _denoise_group(
+            model, scheduler, encoded, group, noise, batches.snippets, vae_batch,
+            Hooks(lambda d, _, offset=done: hooks.progress(offset + d, plan.num_snippets),
+                  hooks.check_cancel),
+            storage_dir, return_latents,
+        )
         done += group.num_snippets
-        depths.append(out)
-    return SnippetDepths(plan=plan, depths=tuple(depths), encoded=encoded, noise=noise)
+        depths.append(group_depth)
+        latents.append(group_latents)
+    return SnippetDepths(
+        plan=plan, depths=tuple(depths), encoded=encoded, noise=noise,
+        latents=tuple(latents) if return_latents else None,
+    )
+
+
+def _denoise_group(
+    model: DepthModel,
+    scheduler,
+    encoded: EncodedFrames,
+    group: SnippetGroup,
+    noise: Tensor,
+    snippets_per_batch: int,
+    vae_batch: ShrinkingBatch,
+    hooks: Hooks,
+    storage_dir: str | None,
+    keep_latents: bool,
+):
+    """Denoise and decode the snippets of one dilation; `(s n H W depths, s n 4 h w or None)`."""
+    device, dtype = model.device, model.dtype
+    timestep = int(scheduler.timesteps[0])
+    noise = noise.to(device, dtype)
+    n, size = group.snippet_length, encoded.size
+    store = storage_dtype_for(dtype)
+    depths = host_empty((group.num_snippets, n, *size), store, storage_dir)
+    latents = (
+        host_empty((group.num_snippets, n, *encoded.latents.shape[1:]), torch.float32, storage_dir)
+        if keep_latents else None
+    )
+    name = f"snippet depths (dilation {group.dilation})"
+
+    def store_depth(host: Tensor, start: int, stop: int) -> None:
+        depth = rearrange(host, "(b n) H W -> b n H W", n=n)
+        check_finite_depth(depth, group.indices[start:stop], name, dtype)
+        depths[start:stop] = depth
+
+    def store_latents(host: Tensor, start: int, stop: int) -> None:
+        latents[start:stop] = rearrange(host, "(b n) c h w -> b n c h w", n=n)
+
+    with HostCopier(device) as copier:
+
+        def work(start: int, stop: int) -> None:
+            frames = group.indices[start:stop].flatten()  # (b n)
+            rgb = encoded.latents[frames].to(device, dtype)  # (b n) 4 h w
+            start_latents = noise.expand(rgb.shape[0], -1, -1, -1)
+            depth_latents = denoise_step(model, scheduler, rgb, start_latents, timestep, n)
+            depth = decode_on_device(model, depth_latents, size, vae_batch, store, decode_depth)
+            copier.submit(depth, lambda host: store_depth(host, start, stop))
+            if latents is not None:
+                copier.submit(depth_latents.float(), lambda host: store_latents(host, start, stop))
+
+        run_in_batches(group.num_snippets, snippets_per_batch, work, device, hooks, "snippets")
+    return depths, latents
 
 
 def check_finite_depth(depth: Tensor, frame_of: Tensor | None, what: str, dtype: torch.dtype) -> None:
@@ -188,8 +243,7 @@ def predict_snippets(
     processing_resolution: int = 768,
     seed: int = 0,
     noise: Tensor | None = None,
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
     storage_dir: str | None = None,
 ) -> SnippetDepths:
@@ -203,7 +257,8 @@ def predict_snippets(
         plan: snippet plan for the same `N`.
         processing_resolution: longest side to process at (0 keeps the input size).
         seed: seed of the shared noise; ``noise`` overrides it.
-        storage_dir: keep snippet depths in memory-mapped temporary files there.
+        batches: the run's batch sizes (resolved by the caller, e.g. `resolve_run_batches`).
+        storage_dir: keep snippet depths in temporary files there.
 
     Returns:
         `SnippetDepths` (carrying the RGB latents and noise for refinement).
@@ -212,21 +267,14 @@ def predict_snippets(
     from ..model.noise import make_noise
     from .encode import encode_frames
 
+    check_run_batches(batches)
     source = as_source(frames)
     check_plan_matches(plan, source.num_frames, "the video")
-    # resolved once for the whole run, exactly as `estimate_depth` does (same batches, same sums)
-    snippets_per_batch, vae_batch_size = autobatch.resolve_run_batches(
-        model, source.input_size, processing_resolution, plan.snippet_length,
-        snippets_per_batch, vae_batch_size,
-    )
     total = source.num_frames + plan.num_snippets
     encode_hooks = Hooks(lambda done, _: hooks.progress(done, total), hooks.check_cancel)
-    encoded = encode_frames(model, source, processing_resolution, vae_batch_size, encode_hooks)
+    encoded = encode_frames(model, source, processing_resolution, batches, encode_hooks)
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
     offset = encoded.num_frames
     denoise_hooks = Hooks(lambda done, _: hooks.progress(offset + done, total), hooks.check_cancel)
-    return denoise_snippets(
-        model, encoded, plan, noise, snippets_per_batch, vae_batch_size, denoise_hooks,
-        storage_dir,
-    )
+    return denoise_snippets(model, encoded, plan, noise, batches, denoise_hooks, storage_dir)

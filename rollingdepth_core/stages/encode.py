@@ -11,8 +11,8 @@ from ..hooks import NO_HOOKS, Hooks
 from ..io.frames import pad_to_multiple, padding_for, processing_size
 from ..io.sources import FrameReader, FrameSource, as_source, clip_info
 from ..model.vae_batches import encode_to_host
-from ..runtime.batch_sizes import BatchSize, vae_batch_size
-from ..types import DepthModel, EncodedFrames
+from ..runtime.batch_loop import ShrinkingBatch
+from ..types import DepthModel, EncodedFrames, RunBatches, check_run_batches
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def encode_frames(
     model: DepthModel,
     frames: Tensor | FrameSource,
     processing_resolution: int = 768,
-    batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
     storage_device: torch.device | str = "cpu",
     size: tuple[int, int] | None = None,
@@ -39,7 +39,7 @@ def encode_frames(
             accepts: a `FrameSource`, an `N H W 3` uint8/float array, a video path, a
             ComfyUI VIDEO (decoded lazily at the processing size).
         processing_resolution: longest side to process at; 0 keeps the input size.
-        batch_size: frames per VAE call, or "auto" / `AutoBatch` (from free memory).
+        batches: the run's batch sizes; ``batches.vae`` frames per VAE call.
         hooks: progress per frame, cancel between batches.
         storage_device: where the latents are kept (the host by default).
         size: exact processing size `(H, W)`; overrides ``processing_resolution``.
@@ -47,6 +47,7 @@ def encode_frames(
     Returns:
         `EncodedFrames` with latents `N 4 h w` float32 of the padded frames.
     """
+    check_run_batches(batches)
     source = as_source(frames)
     input_size = source.input_size
     if size is None:
@@ -58,7 +59,6 @@ def encode_frames(
         )
     pad_h, pad_w = padding_for(size)
     padded = (size[0] + pad_h, size[1] + pad_w)
-    batch_size = vae_batch_size(model, padded, batch_size, name="batch_size")
     total = source.num_frames
     latents = torch.empty(
         total, 4, padded[0] // 8, padded[1] // 8, dtype=torch.float32, device=storage_device
@@ -70,7 +70,7 @@ def encode_frames(
         return images.pin_memory() if pin and images.device.type == "cpu" else images
 
     with FrameReader(source, size, prefetch=model.device.type != "cpu", prepare=prepare) as reader:
-        encode_to_host(model, total, reader.read, batch_size, latents, hooks)
+        encode_to_host(model, total, reader.read, ShrinkingBatch(batches.vae), latents, hooks)
     return EncodedFrames(
         latents=latents, size=size, input_size=input_size,
         fingerprint=source.fingerprint() + (size,), clip=clip_info(source),

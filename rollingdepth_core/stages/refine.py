@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
-from einops import repeat
 from torch import Tensor
 
 from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
-from ..io.frames import check_finite, pad_to_multiple
+from ..io.frames import LATENT_FACTOR, check_finite, pad_to_multiple
+from ..model.latents import encode_depth
 from ..model.noise import check_noise
 from ..model.vae_batches import decode_depth_to_host, encode_to_host
-from ..runtime import batch_sizes as autobatch
-from ..runtime.batch_loop import run_in_batches
-from ..runtime.batch_sizes import BatchSize
+from ..runtime.batch_loop import ShrinkingBatch, run_in_batches
 from ..runtime.host_copies import HostCopier
-from ..types import DepthModel, DepthVideo, EncodedFrames
+from ..types import DepthModel, DepthVideo, EncodedFrames, RunBatches, check_run_batches
 from .denoise import check_finite_depth, denoise_step
 from .snippets import effective_snippet_length, refine_dilations, snippet_indices
 
@@ -37,6 +36,29 @@ def refine_timesteps(scheduler, num_steps: int) -> list[int]:
     return [int(t) for t in scheduler.timesteps[num_steps:]]
 
 
+def refine_schedule(
+    scheduler, num_frames: int, num_steps: int, start_dilation: int = 6, snippet_length: int = 3,
+    cap_dilation: bool = True,
+) -> tuple[list[int], list[Tensor]]:
+    """Each refinement step's timestep and snippets, coarse to fine (SPEC §5.4).
+
+    Returns:
+        `(timesteps, plans)`: K timesteps and K `s n` frame-index tensors (stride 1, the
+        step's dilation).
+    """
+    timesteps = refine_timesteps(scheduler, num_steps)
+    length = effective_snippet_length(num_frames, snippet_length)
+    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
+    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
+    return timesteps, [snippet_indices(num_frames, length, d) for d in dilations]
+
+
+StepCallback = Callable[[int, int, Tensor], None]
+"""``on_step(step, timestep, latents)`` after each refinement step: `step` 0 .. K-1, the
+step's DDIM timestep, and the frames' latents after it (`N 4 h w` float32 on the host; keep a
+copy only if you need it later)."""
+
+
 @torch.no_grad()
 def refine_latents(
     model: DepthModel,
@@ -47,8 +69,9 @@ def refine_latents(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: BatchSize = 8,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """Refinement in latent space: noise to about T/2, then K coarse-to-fine DDIM steps.
 
@@ -64,8 +87,9 @@ def refine_latents(
         start_dilation: dilation of the first step (capped like snippet dilations).
         snippet_length: frames per refinement snippet.
         cap_dilation: cap the start dilation to the clip.
-        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
+        batches: ``batches.snippets`` snippets per UNet call.
         hooks: progress per snippet over all steps, cancel between batches.
+        on_step: called after every step with its latents (see `StepCallback`).
 
     Returns:
         `N 4 h w` float32 refined latents, on the host.
@@ -75,53 +99,140 @@ def refine_latents(
     """
     if num_steps < 1:
         raise InvalidSettings(f"refine steps must be >= 1 here; got {num_steps}.")
-    num_frames = int(rgb_latents.shape[0])
-    device, dtype = model.device, model.dtype
+    check_run_batches(batches)
     scheduler = model.make_scheduler()
-    timesteps = refine_timesteps(scheduler, num_steps)
-    length = effective_snippet_length(num_frames, snippet_length)
-    dilations = refine_dilations(num_steps, start_dilation, num_frames, length, cap_dilation)
-    plans = [snippet_indices(num_frames, length, d) for d in dilations]
-    logger.debug("Refinement timesteps %s, dilations %s", timesteps, dilations)
-
-    snippets_per_batch = autobatch.snippet_batch_size(
-        model, tuple(rgb_latents.shape[-2:]), length, snippets_per_batch
+    timesteps, plans = refine_schedule(
+        scheduler, int(rgb_latents.shape[0]), num_steps, start_dilation, snippet_length, cap_dilation
     )
-    noise = noise.to(device, dtype)
-    start_timestep = torch.tensor(timesteps[0])
-    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
-    with HostCopier(device) as copier:  # elementwise, so batching it changes nothing
+    length = int(plans[0].shape[1])
+    latents = add_refine_noise(
+        model, scheduler, depth_latents, noise, timesteps[0], batches.snippets * length
+    )
+    total, done = sum(p.shape[0] for p in plans), 0
+    for step, (timestep, indices) in enumerate(zip(timesteps, plans, strict=True)):
+        summed, count = refine_step_sums(
+            model, scheduler, rgb_latents, latents, indices, timestep, batches.snippets, hooks,
+            progress_offset=done, progress_total=total,
+        )
+        done += indices.shape[0]
+        latents = summed / count[:, None, None, None]
+        if on_step is not None:
+            on_step(step, timestep, latents)
+    return latents
 
-        def add_noise(start: int, stop: int) -> None:
+
+@torch.no_grad()
+def add_refine_noise(
+    model: DepthModel,
+    scheduler,
+    depth_latents: Tensor,
+    noise: Tensor,
+    timestep: int,
+    batch_frames: int,
+) -> Tensor:
+    """Depth latents noised to ``timestep`` with the shared noise (SPEC §5.3), on the host.
+
+    Args:
+        depth_latents: `N 4 h w` (host or device); any range of a clip's frames.
+        noise: `1 4 h w`, the same for every frame.
+        timestep: the first refinement timestep.
+        batch_frames: frames per batch on the device (elementwise: batching changes nothing).
+
+    Returns:
+        `N 4 h w` float32 on the host.
+    """
+    device, dtype = model.device, model.dtype
+    noise = noise.to(device, dtype)
+    at = torch.tensor(timestep)
+    latents = torch.empty(depth_latents.shape, dtype=torch.float32)  # N 4 h w, host
+    with HostCopier(device) as copier:
+
+        def work(start: int, stop: int) -> None:
             noisy = scheduler.add_noise(
-                depth_latents[start:stop].to(device, dtype),
-                noise.expand(stop - start, -1, -1, -1), start_timestep,
+                depth_latents[start:stop].to(device, dtype), noise.expand(stop - start, -1, -1, -1), at,
             ).float()
             copier.submit(noisy, lambda host: latents[start:stop].copy_(host))
 
-        run_in_batches(num_frames, snippets_per_batch * length, add_noise, device)
-    total, done = sum(p.shape[0] for p in plans), 0
-    for timestep, indices in zip(timesteps, plans, strict=False):
-        old = latents
-        summed = torch.zeros_like(old)
-        count = torch.bincount(indices.flatten(), minlength=num_frames).float()
-        with HostCopier(device) as copier:
-
-            def work(start: int, stop: int, indices=indices, old=old, summed=summed,
-                     timestep=timestep, copier=copier) -> None:
-                frames = indices[start:stop].flatten()  # (b n)
-                rgb = rgb_latents[frames].to(device, dtype)
-                current = old[frames].to(device, dtype)
-                new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
-                copier.submit(new, lambda host: summed.index_add_(0, frames, host))
-
-            run_in_batches(
-                indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
-                progress_offset=done, progress_total=total,
-            )
-        done += indices.shape[0]
-        latents = summed / count[:, None, None, None]
+        run_in_batches(int(depth_latents.shape[0]), batch_frames, work, device)
     return latents
+
+
+@torch.no_grad()
+def refine_step_sums(
+    model: DepthModel,
+    scheduler,
+    rgb_latents: Tensor,
+    latents: Tensor,
+    indices: Tensor,
+    timestep: int,
+    snippets_per_batch: int,
+    hooks: Hooks = NO_HOOKS,
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One refinement step over the snippets ``indices`` (all of a step's, or any part of them):
+    each snippet denoised one DDIM step from ``latents``, summed per frame.
+
+    The step's new latents are ``summed / count`` over all of its snippets; sums and counts
+    of disjoint parts of the snippets add up (the farm shards a step that way).
+
+    Args:
+        rgb_latents: `N 4 h w` (host or device).
+        latents: `N 4 h w` float32 on the host, the depth latents before the step.
+        indices: `s n` frame indices of the snippets to denoise.
+        timestep: this step's DDIM timestep.
+        snippets_per_batch: snippets per UNet call (resolved).
+        hooks: progress per snippet, cancel between batches.
+
+    Returns:
+        `(summed, count)`: `N 4 h w` float32 sums of the snippets' new latents per frame, and
+        `N` float32 counts of snippets per frame, on the host.
+    """
+    device, dtype = model.device, model.dtype
+    num_frames, length = int(latents.shape[0]), int(indices.shape[1])
+    summed = torch.zeros_like(latents)
+    count = torch.bincount(indices.flatten(), minlength=num_frames).float()
+    with HostCopier(device) as copier:
+
+        def work(start: int, stop: int) -> None:
+            frames = indices[start:stop].flatten()  # (b n)
+            rgb = rgb_latents[frames].to(device, dtype)
+            current = latents[frames].to(device, dtype)
+            new = denoise_step(model, scheduler, rgb, current, timestep, length).float()
+            copier.submit(new, lambda host: summed.index_add_(0, frames, host))
+
+        run_in_batches(
+            indices.shape[0], snippets_per_batch, work, device, hooks, "snippets",
+            progress_offset=progress_offset, progress_total=progress_total,
+        )
+    return summed, count
+
+
+@torch.no_grad()
+def encode_depth_latents(model: DepthModel, normalized: Tensor, batch: ShrinkingBatch) -> Tensor:
+    """Latents of a depth video as the VAE sees it (a grey image, `latents.encode_depth`), for
+    refinement (SPEC §5.1).
+
+    Args:
+        normalized: `N H W` inverse depth in -1..1 (`normalize_depth` over the whole clip);
+            any range of a clip's frames.
+        batch: frames per VAE call (halved for good on out-of-memory).
+
+    Returns:
+        `N 4 h w` float32 on the host.
+    """
+    pin = model.device.type == "cuda"
+
+    def read(start: int, stop: int) -> Tensor:  # b H' W', padded
+        padded = pad_to_multiple(normalized[start:stop, None])[:, 0]
+        return padded.pin_memory() if pin and padded.device.type == "cpu" else padded
+
+    num_frames = int(normalized.shape[0])
+    height, width = (-(-int(s) // LATENT_FACTOR) for s in normalized.shape[-2:])
+    return encode_to_host(
+        model, num_frames, read, batch,
+        torch.empty((num_frames, 4, height, width), dtype=torch.float32), encode=encode_depth,
+    )
 
 
 @torch.no_grad()
@@ -134,9 +245,9 @@ def refine_depth(
     start_dilation: int = 6,
     snippet_length: int = 3,
     cap_dilation: bool = True,
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """Refine a depth video with the diffusion model (SPEC §5).
 
@@ -150,13 +261,14 @@ def refine_depth(
         noise: `1 4 h w`, the shared noise.
         num_steps: refinement steps `K` >= 1.
         start_dilation, snippet_length, cap_dilation: the coarse-to-fine schedule.
-        snippets_per_batch: snippets per UNet call, or "auto" / `AutoBatch`.
-        vae_batch_size: frames per VAE call, or "auto" / `AutoBatch`.
+        batches: snippets per UNet call and frames per VAE call.
         hooks: progress per snippet, cancel between batches.
+        on_step: called after every step with its latents (see `StepCallback`).
 
     Returns:
         `N H W` float32 refined inverse depth, not normalised (roughly -1..1).
     """
+    check_run_batches(batches)
     if depth.ndim != 3:
         raise InvalidInput(f"depth must be `N H W`; got shape {tuple(depth.shape)}.")
     if depth.shape[0] != encoded.num_frames or tuple(depth.shape[-2:]) != encoded.size:
@@ -166,21 +278,12 @@ def refine_depth(
         )
     check_finite(depth[:, None], "depth")
     noise = check_noise(noise, tuple(encoded.latents.shape[-2:]))
-    vae_batch = autobatch.vae_batch_size(model, encoded.padded_size, vae_batch_size)
+    vae_batch = ShrinkingBatch(batches.vae)
     normalized = normalize_depth(depth)  # N H W in -1..1
-    pin = model.device.type == "cuda"
-
-    def read(start: int, stop: int) -> Tensor:  # b 3 H' W', the depth as a grey image
-        images = repeat(pad_to_multiple(normalized[start:stop, None]), "b 1 H W -> b c H W", c=3)
-        return images.pin_memory() if pin and images.device.type == "cpu" else images
-
-    depth_latents = encode_to_host(
-        model, encoded.num_frames, read, vae_batch,
-        torch.empty(encoded.latents.shape, dtype=torch.float32),
-    )
+    depth_latents = encode_depth_latents(model, normalized, vae_batch)
     latents = refine_latents(
         model, encoded.latents, depth_latents, noise, num_steps, start_dilation,
-        snippet_length, cap_dilation, snippets_per_batch, hooks,
+        snippet_length, cap_dilation, batches, hooks, on_step,
     )
     refined = decode_depth_to_host(model, latents, encoded.size, vae_batch, torch.float32)
     check_finite_depth(refined, None, "refined depth", model.dtype)
@@ -198,8 +301,7 @@ def refine_video(
     seed: int = 0,
     noise: Tensor | None = None,
     processing_resolution: int = 0,
-    snippets_per_batch: BatchSize = 8,
-    vae_batch_size: BatchSize = 4,
+    batches: RunBatches = RunBatches(),
     hooks: Hooks = NO_HOOKS,
 ) -> DepthVideo:
     """Refine any inverse-depth video of a clip (one call for a graph node).
@@ -216,6 +318,7 @@ def refine_video(
         num_steps: refinement steps `K` >= 1.
         seed: seed of the noise (use the snippet seed to match the reference); ``noise``
             overrides it.
+        batches: the run's batch sizes (resolved by the caller, e.g. `resolve_run_batches`).
 
     Returns:
         Refined depth video at the processing size; a spread carried by ``depth`` comes
@@ -226,6 +329,7 @@ def refine_video(
     from ..model.noise import make_noise
     from .encode import encode_frames
 
+    check_run_batches(batches)
     source = as_source(frames)
     if depth.num_frames != source.num_frames:
         raise InvalidInput(
@@ -242,13 +346,13 @@ def refine_video(
         and encoded.fingerprint == source.fingerprint() + (size,)
     )
     if not reusable:
-        encoded = encode_frames(model, source, batch_size=vae_batch_size, size=size)
+        encoded = encode_frames(model, source, batches=batches, size=size)
     inverse_depth = resize_depth(depth.inverse_depth.float(), size)
     latent_size = tuple(encoded.latents.shape[-2:])
     noise = make_noise(latent_size, seed) if noise is None else check_noise(noise, latent_size)
     refined = refine_depth(
         model, encoded, inverse_depth, noise, num_steps, start_dilation, snippet_length,
-        cap_dilation, snippets_per_batch, vae_batch_size, hooks,
+        cap_dilation, batches, hooks,
     )
     spread = None if depth.spread is None else spread_in_units_of(depth.spread, depth.inverse_depth, refined)
     return DepthVideo(

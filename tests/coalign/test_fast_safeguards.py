@@ -23,7 +23,7 @@ from rollingdepth_core.coalign.methods import coalign, coalign_depth
 from rollingdepth_core.coalign.problem import CoalignSettings, objective_value, prepare_problem
 from rollingdepth_core.stages.denoise import predict_snippets
 from rollingdepth_core.stages.snippets import plan_snippets
-from rollingdepth_core.types import SnippetDepths
+from rollingdepth_core.types import RunBatches, SnippetDepths
 
 SLACK = 1e-3  # relative: the fast objective may not exceed the reference's by more
 
@@ -43,7 +43,7 @@ def drifting_snippets(tiny_model) -> SnippetDepths:
     plan = plan_snippets(9, (1, 3), 3, True)
     with torch.inference_mode():
         snippets = predict_snippets(tiny_model, smooth_clip(), plan, 64, seed=3,
-                                    snippets_per_batch=8, vae_batch_size=4)
+                                    batches=RunBatches(8, 4))
     return SnippetDepths(plan, tuple(d.clone() for d in snippets.depths))
 
 

@@ -15,7 +15,7 @@ from rollingdepth_core.coalign.problem import (
 )
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.runtime.disk_tensor import DiskTensor
+from rollingdepth_core.runtime.storage import DiskTensor
 from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import Alignment, SnippetDepths
 

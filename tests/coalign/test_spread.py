@@ -16,7 +16,7 @@ from rollingdepth_core.coalign.methods import coalign_depth
 from rollingdepth_core.errors import InvalidInput
 from rollingdepth_core.evaluation.snippet_simulation import CLEAN, SnippetNoise, simulate_snippets
 from rollingdepth_core.evaluation.synthetic import render_inverse_depth
-from rollingdepth_core.runtime.disk_tensor import DiskTensor
+from rollingdepth_core.runtime.storage import DiskTensor
 from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import Alignment
 

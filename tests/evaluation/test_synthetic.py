@@ -8,7 +8,7 @@ import torch
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.evaluation import synthetic
 from rollingdepth_core.evaluation.snippet_simulation import CLEAN, SnippetNoise, simulate_snippets
-from rollingdepth_core.runtime.disk_tensor import DiskTensor
+from rollingdepth_core.runtime.storage import DiskTensor
 from rollingdepth_core.stages.snippets import plan_snippets
 
 N, H, W = 100, 24, 32

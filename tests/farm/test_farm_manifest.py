@@ -148,3 +148,20 @@ def test_progress_lines_and_summary(tmp_path, capsys):
     assert line.startswith("farm: 1 done, 1 skipped, 1 failed of 3 shots; 40 frames in 10.0 s "
                            "(4.00 frames/s)")
     assert line.endswith("; failed: b")
+
+
+def test_shard_splits_cover_everything_once():
+    from rollingdepth_core.farm.shard import split_range, split_snippets
+    from rollingdepth_core.stages.snippets import plan_snippets
+
+    assert split_range(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert split_range(2, 5) == [(0, 1), (1, 2)]
+    plan = plan_snippets(40, (1, 10, 25))
+    parts = split_snippets(plan, 3)
+    sizes = [sum(b - a for _, a, b in part) for part in parts]
+    assert len(parts) == 3 and max(sizes) - min(sizes) <= 1 and sum(sizes) == plan.num_snippets
+    covered = {g: [] for g in range(len(plan.groups))}
+    for part in parts:
+        for g, a, b in part:
+            covered[g] += range(a, b)
+    assert all(covered[g] == list(range(group.num_snippets)) for g, group in enumerate(plan.groups))

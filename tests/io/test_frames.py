@@ -9,8 +9,8 @@ from rollingdepth_core.io.frames import (
     check_frames,
     crop_to,
     pad_to_multiple,
+    padded_size,
     padding_for,
-    prepare_frames,
     processing_size,
     resize_depth,
     resize_frames,
@@ -67,9 +67,13 @@ def test_pad_noop_when_divisible():
     assert pad_to_multiple(images) is images
 
 
-def test_prepare_frames_sizes():
+def test_what_the_vae_sees_sizes():
+    """Resize to the processing size, then pad (was `prepare_frames`, removed: unused)."""
     frames = torch.rand(2, 3, 70, 100) * 2 - 1
-    assert prepare_frames(frames, 50).shape == (2, 3, 40, 56)  # 35 x 50 padded
+    size = processing_size(70, 100, 50)
+    assert size == (35, 50)
+    assert pad_to_multiple(resize_frames(frames, size)).shape == (2, 3, 40, 56)  # 35 x 50 padded
+    assert padded_size((70, 100), 50) == (40, 56)
 
 
 @pytest.mark.parametrize(

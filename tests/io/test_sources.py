@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rollingdepth_core import encode_frames
+from rollingdepth_core import RunBatches, encode_frames
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.io.frames import resize_frames
 from rollingdepth_core.io.sources import (
@@ -56,7 +56,7 @@ def video_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def eager(video_path):
-    """The whole clip decoded eagerly by video_io: `N 3 H W` in -1..1."""
+    """The whole clip decoded eagerly by video_files: `N 3 H W` in -1..1."""
     return read_video(video_path).frames
 
 
@@ -239,16 +239,17 @@ def test_frame_reader(prefetch):
 
 
 def test_encode_frames_from_sources_equals_tensor(tiny_model, video_path, eager):
-    from_tensor = encode_frames(tiny_model, eager, processing_resolution=40, batch_size=3)
-    from_video = encode_frames(tiny_model, str(video_path), processing_resolution=40, batch_size=3)
+    batches = RunBatches(vae=3)
+    from_tensor = encode_frames(tiny_model, eager, processing_resolution=40, batches=batches)
+    from_video = encode_frames(tiny_model, str(video_path), processing_resolution=40, batches=batches)
     torch.testing.assert_close(from_video.latents, from_tensor.latents, rtol=0, atol=0)
     assert from_video.size == from_tensor.size == (30, 40)
     assert from_video.input_size == (HEIGHT, WIDTH)
     images = np.stack([frame_pattern(i) for i in range(5)])
-    from_array = encode_frames(tiny_model, images, processing_resolution=0, batch_size=2)
+    from_array = encode_frames(tiny_model, images, processing_resolution=0, batches=RunBatches(vae=2))
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     torch.testing.assert_close(
-        from_array.latents, encode_frames(tiny_model, tensor, 0, 2).latents, rtol=0, atol=0
+        from_array.latents, encode_frames(tiny_model, tensor, 0, RunBatches(vae=2)).latents, rtol=0, atol=0
     )
 
 

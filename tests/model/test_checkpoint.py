@@ -133,6 +133,27 @@ def test_network_failure_is_a_checkpoint_error(monkeypatch, tmp_path):
         download_checkpoint("prs-eth/rollingdepth-v1-0", local_dir=tmp_path / "m")
 
 
+def test_download_catches_hub_errors_only(monkeypatch, tmp_path):
+    """issue 8: a broad `except Exception` also turned programming errors into 'could not get'."""
+    from rollingdepth_core.model.checkpoint import hub_errors
+
+    http_error = hub_errors()[-1]  # the HTTP library's base error (connection failures too)
+
+    def transport(*args, **kwargs):
+        raise http_error("connection reset by peer")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", transport)
+    with pytest.raises(CheckpointError, match="connection reset by peer"):
+        download_checkpoint("prs-eth/rollingdepth-v1-0", local_dir=tmp_path / "m")
+
+    def bug(*args, **kwargs):
+        raise TypeError("snapshot_download() got an unexpected keyword argument")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", bug)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        download_checkpoint("prs-eth/rollingdepth-v1-0", local_dir=tmp_path / "m")
+
+
 def fake_hub(source, calls):
     """A stand-in for snapshot_download that copies files of ``source`` matching the patterns."""
     from fnmatch import fnmatch

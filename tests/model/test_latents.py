@@ -2,7 +2,9 @@
 
 import torch
 
-from rollingdepth_core.model.latents import decode_depth, decode_depth_batched, encode_depth, encode_images
+from rollingdepth_core.model.latents import decode_depth, encode_depth, encode_images
+from rollingdepth_core.model.vae_batches import decode_depth_to_host
+from rollingdepth_core.runtime.batch_loop import ShrinkingBatch
 
 
 def test_encode_matches_golden(tiny_model, case_a):
@@ -21,8 +23,8 @@ def test_encode_batch_size_does_not_matter(tiny_model, case_a):
 
 def test_decode_snippets_matches_golden(tiny_model, case_a):
     latents = case_a["snippet_latent_d10"].flatten(0, 1)  # (s n) 4 h w
-    depth = decode_depth_batched(tiny_model.vae, latents, batch_size=7)
     expected = case_a["snippet_depth_d10"].flatten(0, 1)[:, 0]
+    depth = decode_depth_to_host(tiny_model, latents, tuple(expected.shape[-2:]), ShrinkingBatch(7))
     torch.testing.assert_close(depth, expected, rtol=0, atol=1e-4)
 
 

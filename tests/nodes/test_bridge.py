@@ -94,10 +94,33 @@ def test_model_is_handed_to_comfy_memory_management(fake_comfy, pack_model):
     assert isinstance(weights, torch.nn.Module) and weights.unet is pack_model.model.unet
     assert weights.get_dtype() == torch.float32
     model = comfy_bridge.model_for_inference(handle, memory_required=123)
-    assert model is pack_model.model
+    assert model.unet is pack_model.model.unet and model.vae is pack_model.model.vae
     (models, kwargs), = fake_comfy["loads"]
     assert models == [handle.patcher] and kwargs == {"memory_required": 123, "force_full_load": True}
     assert comfy_bridge.auto_dtype(torch.device("cuda")) == "bf16"  # should_use_bf16 in the fake
+
+
+def test_model_for_inference_leaves_the_cached_model_unchanged(pack_model):
+    # issue 8: the handle's model is a cached node output; it used to get a new embedding
+    # assigned in place on every run
+    cached = pack_model.model
+    embed, fields = cached.empty_text_embed, dict(vars(cached))
+    model = comfy_bridge.model_for_inference(pack_model)
+    assert model is not cached and cached.empty_text_embed is embed and vars(cached) == fields
+    assert model.unet is cached.unet and torch.equal(model.empty_text_embed, embed)
+
+
+def test_prepare_run_frees_the_estimate_then_resolves_batches_once(fake_comfy, pack_model):
+    from rollingdepth_pack.rollingdepth_core.types import RunBatches
+
+    handle = comfy_bridge.manage(pack_model.model)
+    model, batches = comfy_bridge.prepare_run(handle, (432, 768), 0, 3, "auto")
+    (models, kwargs), = fake_comfy["loads"]
+    expected = comfy_bridge.inference_memory(handle, (432, 768), 0, 3, "auto", "auto")
+    assert models == [handle.patcher] and kwargs["memory_required"] == expected
+    assert model.unet is pack_model.model.unet
+    assert batches == RunBatches(8, 4)  # free memory unknown (the fake runs on the CPU)
+    assert comfy_bridge.prepare_run(handle, (432, 768), 0, 3, 5)[1] == RunBatches(5, 4)
 
 
 def test_inference_memory_is_the_core_estimate(pack_model):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+from types import MappingProxyType
 
 import pytest
 import torch
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
 from rollingdepth_pack.nodes import comfy_bridge
 from rollingdepth_pack.nodes import pipeline as pipeline_node
-from rollingdepth_pack.rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
+from rollingdepth_pack.rollingdepth_core import PRESETS, CoalignSettings, RunBatches, estimate_depth
 from rollingdepth_pack.rollingdepth_core.coalign.methods import DEFAULT_METHOD, coalign_depth
 from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidInput, InvalidSettings
 from rollingdepth_pack.rollingdepth_core.hooks import Hooks
@@ -76,15 +77,16 @@ def test_stage_chain_matches_core(chain, pack_model, pack_images):
         assert torch.equal(ours.indices, theirs.indices)
     assert chain["summary"] == plan.describe() and "dilation 2 (asked 3)" in chain["summary"]
     model = pack_model.model
-    snippets = predict_snippets(model, frames, plan, RESOLUTION, seed=7, snippets_per_batch=3)
+    snippets = predict_snippets(model, frames, plan, RESOLUTION, seed=7, batches=RunBatches(3))
     for ours, theirs in zip(chain["snippets"].depths, snippets.depths, strict=True):
         torch.testing.assert_close(ours, theirs, **EXACT)
     settings = dataclasses.replace(CoalignSettings(), num_iterations=ITERATIONS)
     depth, alignment = coalign_depth(snippets, "reference", settings)
     torch.testing.assert_close(chain["depth"].inverse_depth, depth.inverse_depth, **EXACT)
     assert f"objective {alignment.objective:.5f}" in chain["report"]
-    refine_args = {k: v for k, v in REFINE.items()}
-    refined = refine_video(model, frames, depth, **refine_args)
+    refine_args = {k: v for k, v in REFINE.items() if k != "snippets_per_batch"}
+    refined = refine_video(model, frames, depth, batches=RunBatches(REFINE["snippets_per_batch"]),
+                           **refine_args)
     torch.testing.assert_close(chain["refined"].inverse_depth, refined.inverse_depth, **EXACT)
     assert chain["refined"].inverse_depth.shape == (9, 40, 64)
     assert chain["preview"].shape == (9, 40, 64, 3) and chain["preview"].dtype == torch.float32
@@ -97,7 +99,7 @@ def test_nodes_never_mutate_inputs(chain):
 
 def test_one_node_matches_core_and_stage_chain(pack_model, pack_images, monkeypatch):
     preset = Preset(RESOLUTION, (1, 3), "fp32", refine_steps=2, refine_start_dilation=3)
-    monkeypatch.setitem(PRESETS, "tiny", preset)
+    monkeypatch.setattr(pipeline_node, "PRESETS", MappingProxyType({**PRESETS, "tiny": preset}))
     monkeypatch.setattr(comfy_bridge, "hooks", lambda: Hooks())
     # the preset's co-alignment runs 2000 iterations; 60 keep the test fast
     short = dataclasses.replace(CoalignSettings(), num_iterations=ITERATIONS)
@@ -274,8 +276,8 @@ def test_validate_inputs_catch_cheap_mistakes():
     assert validate(None) is True  # linked from another node: checked at run time
     check_range = NODES["RollingDepthDepthToImage"].VALIDATE_INPUTS
     assert check_range(2.0, 98.0) is True
-    assert "low_percentile < high_percentile" in check_range(60.0, 40.0)
-    assert "low_percentile < high_percentile" in check_range(-1.0, 40.0)
+    assert "low_percentile must be below high_percentile" in check_range(60.0, 40.0)
+    assert "low_percentile must be at least 0.0" in check_range(-1.0, 40.0)
 
 
 def test_chain_outputs_are_independent_of_the_cache(chain, pack_model, pack_images):

@@ -47,7 +47,9 @@ def test_node_declaration(node_id, cls):
     assert returns or getattr(cls, "OUTPUT_NODE", False)
     inputs = inputs_of(cls)
     parameters = list(inspect.signature(function).parameters)
-    assert sorted(parameters) == sorted(inputs), "execute takes exactly the declared inputs"
+    hidden = cls.INPUT_TYPES().get("hidden", {})
+    assert sorted(parameters) == sorted([*inputs, *hidden]), "execute takes exactly the declared inputs"
+    assert all(inspect.signature(function).parameters[name].default is None for name in hidden)
     optional = cls.INPUT_TYPES().get("optional", {})
     for name in optional:
         assert inspect.signature(function).parameters[name].default is None

@@ -27,7 +27,7 @@ from rollingdepth_pack.rollingdepth_core.presets import PRESETS
 from rollingdepth_pack.rollingdepth_core.stages.denoise import predict_snippets
 from rollingdepth_pack.rollingdepth_core.stages.refine import refine_video
 from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
-from rollingdepth_pack.rollingdepth_core.types import DepthVideo, SnippetDepths
+from rollingdepth_pack.rollingdepth_core.types import DepthVideo, RunBatches, SnippetDepths
 
 EXACT = {"rtol": 0.0, "atol": 1e-6}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
@@ -180,7 +180,7 @@ def test_denoise_widgets(pack_model, pack_images, plan9):
         changed = dict(base, **{widget: value})
         (snippets,) = run(node_id, model=pack_model, plan=plan9, images=pack_images, **changed)
         expected = predict_snippets(pack_model.model, frames, plan9, changed["processing_resolution"],
-                                    seed=changed["seed"], snippets_per_batch=4)
+                                    seed=changed["seed"], batches=RunBatches(4))
         for ours, theirs, before in zip(snippets.depths, expected.depths, reference.depths, strict=True):
             torch.testing.assert_close(ours, theirs, **EXACT)
             assert differ(ours, before), f"{widget}={value} changed nothing"
@@ -221,7 +221,9 @@ def test_refine_widgets(pack_model, pack_images, smooth_depth):
         core_depth = smooth_depth
         if changed["processing_resolution"]:  # the node hands the depth over as it is
             core_depth = DepthVideo(inverse_depth=smooth_depth.inverse_depth)
-        expected = refine_video(pack_model.model, frames, core_depth, **changed)
+        core_args = {k: v for k, v in changed.items() if k != "snippets_per_batch"}
+        expected = refine_video(pack_model.model, frames, core_depth,
+                                batches=RunBatches(changed["snippets_per_batch"]), **core_args)
         torch.testing.assert_close(refined.inverse_depth, expected.inverse_depth, **EXACT)
         assert differ(refined.inverse_depth, reference.inverse_depth), f"{widget}={value} changed nothing"
     # cap_dilation: 9 frames, length 3 -> the start dilation 3 is capped to int(9 / 3) - 1 = 2
@@ -256,8 +258,9 @@ def test_one_node_widgets(pack_model, pack_images, monkeypatch):
     assert vars(by_widget["preset"]["settings"]) == expected_full
     assert vars(by_widget[None]["settings"]) == dict(vars(PRESETS["fast"]), processing_resolution=32)
     assert by_widget["seed"]["seed"] == 5 and by_widget[None]["seed"] == 0
-    assert by_widget["snippets_per_batch"]["snippets_per_batch"] == 3
-    assert by_widget[None]["snippets_per_batch"] == "auto"
+    # the bridge resolves the widget once (0 = "auto": the CPU defaults here) and hands it down
+    assert by_widget["snippets_per_batch"]["batches"] == RunBatches(3, 4)
+    assert by_widget[None]["batches"] == RunBatches(8, 4)
     assert by_widget["resolution_override"]["settings"].processing_resolution == 24
     assert by_widget["output_size"]["restore_size"] is True and by_widget[None]["restore_size"] is False
     assert outputs[None].shape == (5, 20, 32)

@@ -7,7 +7,7 @@ import torch
 
 from rollingdepth_core.errors import InvalidSettings
 from rollingdepth_core.hooks import Hooks
-from rollingdepth_core.runtime.batch_loop import run_in_batches
+from rollingdepth_core.runtime.batch_loop import ShrinkingBatch, run_in_batches
 from rollingdepth_core.runtime.devices import is_out_of_memory
 
 
@@ -75,3 +75,19 @@ def test_is_out_of_memory():
     assert is_out_of_memory(torch.OutOfMemoryError("x"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_shrinking_batch_keeps_the_size_that_fitted():
+    batch, calls = ShrinkingBatch(8), []
+
+    def work(start, stop):
+        if stop - start > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        calls.append((start, stop))
+
+    batch.run(10, work, "cpu")
+    assert batch.size == 2 and calls[0] == (0, 2)  # 8 -> 4 -> 2
+    calls.clear()
+    batch.run(5, work, "cpu")  # the next loop starts where the last one ended up
+    assert calls == [(0, 2), (2, 4), (4, 5)] and batch.size == 2
+    ShrinkingBatch(4).run(0, work, "cpu")  # nothing to do is fine

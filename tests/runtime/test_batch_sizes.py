@@ -8,8 +8,7 @@ import torch
 from rollingdepth_core.bench.memtrack import LiveBytes
 from rollingdepth_core.errors import InvalidSettings
 from rollingdepth_core.model.latents import decode_depth, encode_images
-from rollingdepth_core.runtime import batch_sizes as autobatch
-from rollingdepth_core.runtime import devices
+from rollingdepth_core.runtime import batch_sizes, devices
 from rollingdepth_core.runtime.batch_sizes import (
     GIB,
     AutoBatch,
@@ -71,14 +70,14 @@ def test_resolve_rejects_bad_values_naming_the_argument(bad):
 
 def test_auto_snippets_from_free_memory(tiny_model, fake_gpu):
     per_item = unet_memory(tiny_model, (6, 8), 3).per_item
-    fake_gpu["free"] = autobatch.DEFAULT_RESERVE + int(5.5 * per_item)
+    fake_gpu["free"] = batch_sizes.DEFAULT_RESERVE + int(5.5 * per_item)
     policy = AutoBatch(measure=False)
     assert snippet_batch_size(tiny_model, (6, 8), 3, policy) == 5
     # a total limit below free memory wins: 2 GiB allocated + 3 snippets
     limited = AutoBatch(measure=False, memory_limit=2 * GIB + 3 * per_item)
     fake_gpu["free"] = 100 * GIB
     assert snippet_batch_size(tiny_model, (6, 8), 3, limited) == 3
-    assert snippet_batch_size(tiny_model, (6, 8), 3, AutoBatch(measure=False)) == autobatch.MAX_SNIPPETS
+    assert snippet_batch_size(tiny_model, (6, 8), 3, AutoBatch(measure=False)) == batch_sizes.MAX_SNIPPETS
     assert snippet_batch_size(tiny_model, (6, 8), 3, AutoBatch(measure=False, maximum=50)) == 50
 
 
@@ -86,9 +85,9 @@ def test_auto_vae_batch_scales_with_frame_size(tiny_model, fake_gpu):
     small = vae_memory(tiny_model, (48, 64)).per_item
     large = vae_memory(tiny_model, (96, 128)).per_item
     assert large == pytest.approx(4 * small, rel=1e-6)  # activations grow with the pixels
-    fake_gpu["free"] = autobatch.DEFAULT_RESERVE + 8 * large
+    fake_gpu["free"] = batch_sizes.DEFAULT_RESERVE + 8 * large
     assert vae_batch_size(tiny_model, (96, 128), AutoBatch(measure=False)) == 8
-    assert vae_batch_size(tiny_model, (48, 64), AutoBatch(measure=False)) == autobatch.MAX_VAE_FRAMES
+    assert vae_batch_size(tiny_model, (48, 64), AutoBatch(measure=False)) == batch_sizes.MAX_VAE_FRAMES
 
 
 def test_calibrate_fits_a_line_to_measured_peaks(monkeypatch):
@@ -107,11 +106,11 @@ def test_calibrate_fits_a_line_to_measured_peaks(monkeypatch):
 
     model = calibrate(run, "cuda")
     assert calls == [1, 2]
-    assert model == MemoryModel(per_item=int(200 * autobatch.ALLOCATOR_OVERHEAD), fixed=300)
+    assert model == MemoryModel(per_item=int(200 * batch_sizes.ALLOCATOR_OVERHEAD), fixed=300)
 
 
 def test_measured_model_is_preferred_when_asked(fake_gpu):
-    fake_gpu["free"] = autobatch.DEFAULT_RESERVE + 1000
+    fake_gpu["free"] = batch_sizes.DEFAULT_RESERVE + 1000
 
     def estimate():
         return MemoryModel(per_item=500)

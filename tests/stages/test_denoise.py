@@ -11,9 +11,10 @@ from rollingdepth_core.stages.denoise import (
     denoise_step,
     predict_snippets,
     storage_dtype_for,
+    unet_velocity,
 )
 from rollingdepth_core.stages.snippets import plan_snippets
-from rollingdepth_core.types import EncodedFrames
+from rollingdepth_core.types import EncodedFrames, RunBatches
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def golden_encoded(case_a):
 @pytest.fixture(scope="module")
 def golden_snippets(tiny_model, case_a, golden_encoded):
     plan = plan_snippets(40, (1, 10), 3)
-    return denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], snippets_per_batch=16)
+    return denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], RunBatches(16))
 
 
 def test_snippet_depths_match_golden(golden_snippets, case_a):
@@ -49,7 +50,7 @@ def test_denoise_step_matches_golden_snippet_latents(tiny_model, case_a):
 def test_batched_equals_one_at_a_time(tiny_model, golden_encoded, golden_snippets, case_a):
     plan = plan_snippets(40, (1, 10), 3)
     single = denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"],
-                              snippets_per_batch=1, decode_batch_size=1)
+                              batches=RunBatches(1, 1))
     for a, b in zip(single.depths, golden_snippets.depths, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
@@ -57,7 +58,7 @@ def test_batched_equals_one_at_a_time(tiny_model, golden_encoded, golden_snippet
 def test_progress_total_and_cancel(tiny_model, golden_encoded, case_a):
     plan = plan_snippets(40, (1, 10), 3)
     calls = []
-    denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], snippets_per_batch=25,
+    denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], RunBatches(25),
                      hooks=Hooks(progress=lambda d, t: calls.append((d, t))))
     assert calls == [(25, 58), (38, 58), (58, 58)]
 
@@ -72,7 +73,7 @@ def test_progress_total_and_cancel(tiny_model, golden_encoded, case_a):
             raise Stop
 
     with pytest.raises(Stop):
-        denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], snippets_per_batch=5,
+        denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"], RunBatches(5),
                          hooks=Hooks(check_cancel=cancel_after_two))
     assert len(seen) == 3
 
@@ -136,3 +137,51 @@ def test_predict_snippets_progress_counts_frames_and_snippets(tiny_model):
     total = 6 + plan.num_snippets
     assert calls[-1] == (total, total) and all(t == total for _, t in calls)
     assert snippets.encoded.num_frames == 6 and snippets.noise.shape == (1, 4, 2, 3)
+
+
+def test_unet_call_convention_matches_golden_probe(tiny_model, case_a):
+    """`unet_velocity`: a snippet's frames side by side, `num_frames` = frames per snippet."""
+    rgb = case_a["probe_init_rgb_latent"][0]  # n 4 h w, the first snippet's frames
+    depth = case_a["probe_init_depth_latent"][0]
+    timestep = int(case_a["probe_init_timestep"][0])
+    velocity = unet_velocity(tiny_model, rgb, depth, timestep, num_frames=3)
+    torch.testing.assert_close(velocity, case_a["probe_init_noise_pred"][0], rtol=0, atol=1e-4)
+    single = unet_velocity(tiny_model, rgb, depth, timestep, num_frames=1)  # no cross-frame attention
+    torch.testing.assert_close(single, case_a["probe_init_noise_pred_single_frame"][0], rtol=0, atol=1e-4)
+    assert (single - velocity).abs().max() > 1e-3  # the grouping matters
+
+
+def test_unet_call_groups_frames_by_snippet_only(tiny_model, case_a):
+    """Two snippets in one call equal each alone; a frame only sees its own snippet's frames."""
+    rgb = case_a["rgb_latent"][0][:6]  # (s n) with s = 2, n = 3
+    depth = case_a["init_noise"].expand(6, -1, -1, -1)
+    both = unet_velocity(tiny_model, rgb, depth, 999, 3)
+    first = unet_velocity(tiny_model, rgb[:3], depth[:3], 999, 3)
+    torch.testing.assert_close(both[:3], first, rtol=0, atol=1e-5)
+    changed = rgb.clone()
+    changed[5] = -changed[5]  # the second snippet's last frame
+    again = unet_velocity(tiny_model, changed, depth, 999, 3)
+    torch.testing.assert_close(again[:3], both[:3], rtol=0, atol=1e-5)
+    assert (again[3:5] - both[3:5]).abs().max() > 1e-4
+    with pytest.raises(InvalidInput, match="n = 4"):
+        unet_velocity(tiny_model, rgb, depth, 999, 4)
+
+
+def test_snippet_latents_returned_on_request(tiny_model, golden_encoded, golden_snippets, case_a, tmp_path):
+    from rollingdepth_core.model.latents import decode_depth
+    from rollingdepth_core.runtime.storage import is_stored_on_disk
+
+    assert golden_snippets.latents is None  # by default only depths are kept
+    plan = plan_snippets(40, (1, 10), 3)
+    snippets = denoise_snippets(tiny_model, golden_encoded, plan, case_a["init_noise"],
+                                RunBatches(7, 5), return_latents=True)
+    for group, latents, depth in zip(plan.groups, snippets.latents, snippets.depths, strict=True):
+        assert latents.shape == (group.num_snippets, 3, 4, 6, 8) and latents.dtype == torch.float32
+        expected = case_a[f"snippet_latent_d{group.dilation}"]
+        torch.testing.assert_close(latents, expected, rtol=0, atol=1e-4)
+        decoded = decode_depth(tiny_model.vae, latents.flatten(0, 1)).unflatten(0, (-1, 3))
+        torch.testing.assert_close(decoded, depth, rtol=0, atol=1e-5)  # the depths came from them
+    on_disk = denoise_snippets(tiny_model, golden_encoded, plan_snippets(40, (1,), 3), case_a["init_noise"],
+                               RunBatches(7, 5), storage_dir=str(tmp_path), return_latents=True)
+    assert is_stored_on_disk(on_disk.latents[0]) and is_stored_on_disk(on_disk.depths[0])
+    torch.testing.assert_close(on_disk.latents[0][...], snippets.latents[0], rtol=0, atol=0)

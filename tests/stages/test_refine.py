@@ -8,14 +8,14 @@ from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.hooks import Hooks
 from rollingdepth_core.model.latents import decode_depth
 from rollingdepth_core.stages.refine import refine_depth, refine_latents, refine_timesteps, refine_video
-from rollingdepth_core.types import DepthVideo, EncodedFrames
+from rollingdepth_core.types import DepthVideo, EncodedFrames, RunBatches
 
 
 @pytest.fixture(scope="module")
 def golden_refined(tiny_model, case_a):
     return refine_latents(tiny_model, case_a["rgb_latent"][0], case_a["depth_coaligned_latent"][0],
                           case_a["init_noise"], num_steps=4, start_dilation=3, snippet_length=3,
-                          snippets_per_batch=16)
+                          batches=RunBatches(16))
 
 
 def test_refine_timesteps_match_golden(tiny_model, case_a):
@@ -28,6 +28,28 @@ def test_refined_latents_match_golden(golden_refined, case_a):
     torch.testing.assert_close(golden_refined, case_a["refine_latent_final"][0], rtol=0, atol=1e-4)
 
 
+def test_per_step_latents_match_golden(tiny_model, golden_refined, case_a):
+    """``on_step`` sees every step's latents: those entering the next step, then the final ones."""
+    steps = []
+    final = refine_latents(tiny_model, case_a["rgb_latent"][0], case_a["depth_coaligned_latent"][0],
+                           case_a["init_noise"], num_steps=4, start_dilation=3, batches=RunBatches(16),
+                           on_step=lambda step, t, latents: steps.append((step, t, latents.clone())))
+    assert [(step, t) for step, t, _ in steps] == [(0, 499), (1, 374), (2, 249), (3, 124)]
+    for step, _, latents in steps[:-1]:
+        expected = case_a[f"refine_latent_before_step{step + 1}"][0]
+        torch.testing.assert_close(latents, expected, rtol=0, atol=1e-4)
+    assert torch.equal(steps[-1][2], final) and torch.equal(final, golden_refined)
+
+
+def test_refine_depth_passes_per_step_latents(tiny_model, case_a):
+    encoded = EncodedFrames(latents=case_a["rgb_latent"][0], size=(48, 64), input_size=(48, 64))
+    seen = []
+    depth = refine_depth(tiny_model, encoded, case_a["depth_coaligned"][:, 0], case_a["init_noise"],
+                         num_steps=2, start_dilation=3, on_step=lambda *args: seen.append(args[2].clone()))
+    assert len(seen) == 2 and seen[-1].shape == (40, 4, 6, 8)
+    torch.testing.assert_close(decode_depth(tiny_model.vae, seen[-1]), depth, rtol=0, atol=1e-5)
+
+
 def test_refined_depth_matches_golden(tiny_model, golden_refined, case_a):
     depth = decode_depth(tiny_model.vae, golden_refined)
     torch.testing.assert_close(depth, case_a["depth_pred"][:, 0], rtol=0, atol=1e-4)
@@ -36,22 +58,22 @@ def test_refined_depth_matches_golden(tiny_model, golden_refined, case_a):
 def test_refine_depth_from_coaligned_video_matches_golden(tiny_model, case_a):
     encoded = EncodedFrames(latents=case_a["rgb_latent"][0], size=(48, 64), input_size=(48, 64))
     depth = refine_depth(tiny_model, encoded, case_a["depth_coaligned"][:, 0], case_a["init_noise"],
-                         num_steps=4, start_dilation=3, snippets_per_batch=40)
+                         num_steps=4, start_dilation=3, batches=RunBatches(40))
     torch.testing.assert_close(depth, case_a["depth_pred"][:, 0], rtol=0, atol=1e-4)
 
 
 def test_batched_equals_one_at_a_time(tiny_model, case_a):
     args = (tiny_model, case_a["rgb_latent"][0][:12], case_a["depth_coaligned_latent"][0][:12],
             case_a["init_noise"])
-    single = refine_latents(*args, num_steps=3, start_dilation=3, snippets_per_batch=1)
-    batched = refine_latents(*args, num_steps=3, start_dilation=3, snippets_per_batch=64)
+    single = refine_latents(*args, num_steps=3, start_dilation=3, batches=RunBatches(1))
+    batched = refine_latents(*args, num_steps=3, start_dilation=3, batches=RunBatches(64))
     torch.testing.assert_close(single, batched, rtol=0, atol=1e-5)
 
 
 def test_progress_counts_snippets_of_all_steps(tiny_model, case_a):
     calls = []
     refine_latents(tiny_model, case_a["rgb_latent"][0][:9], case_a["depth_coaligned_latent"][0][:9],
-                   case_a["init_noise"], num_steps=2, start_dilation=3, snippets_per_batch=4,
+                   case_a["init_noise"], num_steps=2, start_dilation=3, batches=RunBatches(4),
                    hooks=Hooks(progress=lambda d, t: calls.append((d, t))))
     # 9 frames: step 0 dilation 2 (5 snippets), step 1 dilation 1 (7 snippets)
     assert calls == [(4, 12), (5, 12), (9, 12), (12, 12)]

@@ -15,6 +15,7 @@ import rollingdepth_core.stages.refine as refine
 from rollingdepth_core import (
     PRESETS,
     CoalignSettings,
+    RunBatches,
     encode_frames,
     estimate_depth,
     make_noise,
@@ -22,7 +23,10 @@ from rollingdepth_core import (
 )
 from rollingdepth_core.bench.memtrack import LiveBytes
 from rollingdepth_core.bench.synthetic_frames import SyntheticSource
+from rollingdepth_core.errors import InvalidSettings
 from rollingdepth_core.io.sources import TensorSource
+from rollingdepth_core.runtime.batch_sizes import resolve_run_batches
+from rollingdepth_core.runtime.storage import is_stored_on_disk
 from rollingdepth_core.stages.denoise import denoise_snippets
 from rollingdepth_core.stages.refine import refine_latents
 
@@ -42,7 +46,7 @@ def clip():
 
 @pytest.fixture(scope="module")
 def encoded(tiny_model, clip):
-    return encode_frames(tiny_model, clip, processing_resolution=0, batch_size=4)
+    return encode_frames(tiny_model, clip, processing_resolution=0, batches=RunBatches(vae=4))
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +57,12 @@ def plan():
 @pytest.fixture(scope="module")
 def one_at_a_time(tiny_model, encoded, plan):
     noise = make_noise(tuple(encoded.latents.shape[-2:]), 5)
-    return denoise_snippets(tiny_model, encoded, plan, noise, snippets_per_batch=1, decode_batch_size=1)
+    return denoise_snippets(tiny_model, encoded, plan, noise, RunBatches(1, 1))
 
 
 def test_batched_snippets_equal_one_at_a_time(tiny_model, encoded, plan, one_at_a_time):
     batched = denoise_snippets(
-        tiny_model, encoded, plan, one_at_a_time.noise, snippets_per_batch=7, decode_batch_size=5
+        tiny_model, encoded, plan, one_at_a_time.noise, RunBatches(7, 5)
     )
     for a, b in zip(one_at_a_time.depths, batched.depths, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=ATOL)
@@ -69,7 +73,7 @@ def test_batched_refinement_equals_one_at_a_time(tiny_model, encoded):
     noise = make_noise(tuple(encoded.latents.shape[-2:]), 1)
     args = (tiny_model, encoded.latents, depth_latents, noise, 2, 3, 3, True)
     torch.testing.assert_close(
-        refine_latents(*args, snippets_per_batch=6), refine_latents(*args, snippets_per_batch=1),
+        refine_latents(*args, batches=RunBatches(6)), refine_latents(*args, batches=RunBatches(1)),
         rtol=0, atol=ATOL,
     )
 
@@ -88,7 +92,7 @@ def test_unet_oom_halves_and_retries_without_losing_work(
 
     monkeypatch.setattr(denoise, "denoise_step", limited)
     with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
-        retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, 8, 4)
+        retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, RunBatches(8, 4))
     assert "Out of memory" in caplog.text and "retrying with 4 snippets" in caplog.text
     assert sum(done) == plan.num_snippets  # every snippet once: nothing lost, nothing twice
     for a, b in zip(one_at_a_time.depths, retried.depths, strict=True):
@@ -109,7 +113,7 @@ def test_decoder_oom_shrinks_the_vae_batch_for_good(
 
     monkeypatch.setattr(denoise, "decode_depth", limited)
     with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
-        retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, 4, 12)
+        retried = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, RunBatches(4, 12))
     assert "retrying with 6 VAE frames" in caplog.text
     assert caplog.text.count("Out of memory") == 2  # 12 -> 6 -> 3 once; later batches start at 3
     assert sum(sizes) == plan.num_snippets * 3 and max(sizes) <= 3
@@ -129,7 +133,7 @@ def test_encoder_oom_retries_every_frame_once(tiny_model, clip, encoded, monkeyp
 
     monkeypatch.setattr(vae_batches, "encode_images", limited)
     with caplog.at_level(logging.WARNING, logger="rollingdepth_core.runtime.batch_loop"):
-        retried = encode_frames(tiny_model, clip, processing_resolution=0, batch_size=8)
+        retried = encode_frames(tiny_model, clip, processing_resolution=0, batches=RunBatches(vae=8))
     assert "retrying with 2 frames" in caplog.text
     assert sum(frames) == clip.num_frames
     torch.testing.assert_close(retried.latents, encoded.latents, rtol=0, atol=ATOL)
@@ -139,7 +143,7 @@ def test_refinement_oom_retries(tiny_model, encoded, monkeypatch):
     depth_latents = encoded.latents * 0.3
     noise = make_noise(tuple(encoded.latents.shape[-2:]), 2)
     args = (tiny_model, encoded.latents, depth_latents, noise, 1, 3, 3, True)
-    expected = refine_latents(*args, snippets_per_batch=4)
+    expected = refine_latents(*args, batches=RunBatches(4))
     real = refine.denoise_step
 
     def limited(model, scheduler, rgb, latents, timestep, num_frames):
@@ -148,19 +152,24 @@ def test_refinement_oom_retries(tiny_model, encoded, monkeypatch):
         return real(model, scheduler, rgb, latents, timestep, num_frames)
 
     monkeypatch.setattr(refine, "denoise_step", limited)
-    torch.testing.assert_close(refine_latents(*args, snippets_per_batch=4), expected, rtol=0, atol=ATOL)
+    torch.testing.assert_close(refine_latents(*args, batches=RunBatches(4)), expected, rtol=0, atol=ATOL)
 
 
 def test_disk_backed_snippets_equal_in_memory(tiny_model, encoded, plan, one_at_a_time, tmp_path):
     on_disk = denoise_snippets(
-        tiny_model, encoded, plan, one_at_a_time.noise, 1, 1, storage_dir=str(tmp_path)
+        tiny_model, encoded, plan, one_at_a_time.noise, RunBatches(1, 1), storage_dir=str(tmp_path)
     )
     for a, b in zip(one_at_a_time.depths, on_disk.depths, strict=True):
-        torch.testing.assert_close(b, a, rtol=0, atol=0)
+        assert is_stored_on_disk(b)  # read and written by slices, never mapped for good
+        torch.testing.assert_close(b[...], a, rtol=0, atol=0)
 
 
-def test_auto_batch_sizes_run_on_cpu(tiny_model, encoded, plan, one_at_a_time):
-    auto = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, "auto", "auto")
+def test_auto_batch_sizes_run_on_cpu(tiny_model, clip, encoded, plan, one_at_a_time):
+    batches = resolve_run_batches(tiny_model, clip.input_size, 0, plan.snippet_length, "auto", "auto")
+    assert batches == RunBatches(8, 4)  # free memory unknown on a CPU: the defaults
+    auto = denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, batches)
+    with pytest.raises(InvalidSettings, match="resolve_run_batches"):
+        denoise_snippets(tiny_model, encoded, plan, one_at_a_time.noise, "auto")  # stages take no "auto"
     for a, b in zip(one_at_a_time.depths, auto.depths, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=ATOL)
 
@@ -179,9 +188,9 @@ def test_working_set_does_not_grow_with_the_clip(tiny_model):
         )
         try:
             with LiveBytes() as tracker:
-                encoded = encode_frames(tiny_model, source, 0, batch_size=4)
+                encoded = encode_frames(tiny_model, source, 0, RunBatches(vae=4))
                 noise = make_noise(tuple(encoded.latents.shape[-2:]), 0)
-                snippets = denoise_snippets(tiny_model, encoded, plan, noise, 4, 4)
+                snippets = denoise_snippets(tiny_model, encoded, plan, noise, RunBatches(4, 4))
         finally:
             handle.remove()
         results = encoded.latents.nbytes + sum(d.nbytes for d in snippets.depths)

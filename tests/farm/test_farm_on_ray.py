@@ -1,10 +1,13 @@
 """The farm on a local Ray with 2 CPU workers and the tiny model: a bad shot fails alone, a rerun
-skips what is done, cuts become shots, a killed worker's shot completes on another worker.
+skips what is done, cuts become shots, a killed worker's shot completes on another worker, one
+shot sharded over both workers equals `estimate_depth`.
 
 One Ray instance for the module (starting one takes ~10 s)."""
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -13,10 +16,13 @@ import numpy as np
 import pytest
 import ray
 
+from rollingdepth_core import PRESETS, estimate_depth
+from rollingdepth_core.bench.farm import shard_bytes_per_frame
 from rollingdepth_core.cli import main as clip_main
 from rollingdepth_core.evaluation.edited_clips import edited_clip
 from rollingdepth_core.farm.cli import main as farm_main
 from rollingdepth_core.io.export import save_video
+from rollingdepth_core.io.sources import VideoFileSource
 
 OPTIONS = ["-r", "32", "--outputs", "npz,png16", "--seed", "4", "-q"]
 
@@ -132,3 +138,41 @@ def test_a_killed_worker_has_its_shot_done_by_another(show, tiny_model_dir):
     with np.load(out / "a" / "a_depth.npz") as first, np.load(kill_out / "a" / "a_depth.npz") as retried:
         np.testing.assert_array_equal(first["inverse_depth"], retried["inverse_depth"])
     assert list((kill_out / ".farm-tmp").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def single_process_depth(show, tiny_model):
+    """`estimate_depth` in this process on shot a, with 2 refinement steps."""
+    root, _, _ = show
+    settings = dataclasses.replace(PRESETS["fast"], processing_resolution=32, refine_steps=2)
+    return estimate_depth(tiny_model, VideoFileSource(root / "a.mp4"), settings, seed=4).depth.inverse_depth
+
+
+@pytest.mark.parametrize("through", ["object store", "storage dir"])
+def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_process_depth, through, tmp_path,
+                                              capsys):
+    root, _, _ = show
+    extra = ["--storage-dir", str(tmp_path / "shared")] if through == "storage dir" else []
+    out = tmp_path / "out"
+    code = farm_main([str(root / "a.mp4"), "-o", str(out), "-m", str(tiny_model_dir), "--workers", "2",
+                      "--shard", "--refine-steps", "2", *extra, *OPTIONS])
+    assert code == 0
+    record = manifest(out)[0]
+    assert (record["status"], record["frames"], record["worker"]) == ("done", 12, "shard over 2 worker(s)")
+    want = single_process_depth
+    with np.load(out / "a" / "a_depth.npz") as data:
+        got = data["inverse_depth"]
+    difference = float(np.abs(got - want.numpy()).max())
+    assert got.shape == tuple(want.shape) and difference <= 1e-5
+    if extra:
+        assert list((tmp_path / "shared").iterdir()) == []  # the gathered files are removed
+    # bytes through the driver, as printed, against the arithmetic of bench farm (fp32 on a CPU)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "the driver gathered" in x)
+    print(f"sharded over 2 workers ({through}) vs estimate_depth: max abs difference {difference:.2e}")
+    gathered, sent = (float(word) * 1024 for word in re.findall(r"([0-9.]+) KiB", line))
+    expected = shard_bytes_per_frame("fast", tuple(want.shape[-2:]), 2, 12, store_bytes=4, refine_steps=2)
+    print(f"{line.strip()}; by arithmetic {expected['gathered'] / 1024:.1f} and "
+          f"{expected['sent'] / 1024:.1f}")
+    assert abs(sent - expected["sent"]) < 0.06 * 1024  # printed to 0.1 KiB
+    # the refinement steps' sums cover the frames each worker's snippets touch: ranges overlap a little
+    assert expected["gathered"] - 0.06 * 1024 < gathered < 1.2 * expected["gathered"]
