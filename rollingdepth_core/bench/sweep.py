@@ -25,7 +25,7 @@ import torch
 from ..coalign.merge import merge_aligned, normalize_depth
 from ..coalign.methods import coalign
 from ..stages.snippets import plan_snippets
-from ..types import Alignment, SnippetDepths
+from ..types import Alignment, RunBatches, SnippetDepths
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def prepare_clip(clip: SweepClip, cache_dir: Path) -> Path:
     frames = SyntheticSource(clip.num_frames, (clip.height, clip.width), seed=clip.seed)
     with torch.inference_mode():
         snippets = predict_snippets(model, frames, plan, 0, seed=clip.seed,
-                                    snippets_per_batch=16, vae_batch_size=8)
+                                    batches=RunBatches(16, 8))
     tensors = {f"depth_{i}": d.float().contiguous() for i, d in enumerate(snippets.depths)}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

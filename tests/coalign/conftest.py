@@ -11,7 +11,7 @@ from rollingdepth_core.bench.synthetic_frames import SyntheticSource
 from rollingdepth_core.bench.tiny_checkpoint import write_tiny_checkpoint
 from rollingdepth_core.model.checkpoint import load_model
 from rollingdepth_core.stages.denoise import predict_snippets
-from rollingdepth_core.types import SnippetDepths
+from rollingdepth_core.types import RunBatches, SnippetDepths
 
 FIVE_FRAMES = SweepClip(2005, 5, 45, 61, (1, 10, 25))  # odd size; every dilation capped to 1
 FORTY_FRAMES = SweepClip(2002, 40, 48, 64, (1, 10))  # case_a's layout, another model
@@ -25,7 +25,7 @@ def clip_snippets(clip: SweepClip, folder) -> SnippetDepths:
     frames = SyntheticSource(clip.num_frames, (clip.height, clip.width), seed=clip.seed)
     with torch.inference_mode():
         snippets = predict_snippets(model, frames, plan, 0, seed=clip.seed,
-                                    snippets_per_batch=16, vae_batch_size=8)
+                                    batches=RunBatches(16, 8))
     return SnippetDepths(plan, tuple(d.clone() for d in snippets.depths))
 
 
