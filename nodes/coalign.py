@@ -9,7 +9,6 @@ from ..rollingdepth_core.coalign.problem import CoalignSettings
 from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.types import SnippetDepths
 from . import comfy_bridge, convert
-from .widgets import check_widgets
 
 DEFAULTS = CoalignSettings()
 
@@ -75,17 +74,6 @@ class RollingDepthCoalign:
                            "uses all).",
             }),
         }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, num_iterations, learning_rate, depth_term_weight, scale_reg_weight,
-                        shift_reg_weight, subsample):
-        names = ("num_iterations", "learning_rate", "depth_term_weight", "scale_reg_weight",
-                 "shift_reg_weight", "subsample")
-        return check_widgets(
-            cls, {name: name for name in names}, num_iterations=num_iterations,
-            learning_rate=learning_rate, depth_term_weight=depth_term_weight,
-            scale_reg_weight=scale_reg_weight, shift_reg_weight=shift_reg_weight, subsample=subsample,
-        )
 
     @classmethod
     def execute(cls, snippet_depths, method, num_iterations, learning_rate, depth_term_weight,

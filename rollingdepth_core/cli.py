@@ -569,7 +569,8 @@ def process_input(
     options = output_options(args)
     name = name or input_name(args.input)
     if results is None:
-        results = plan_outputs(out_dir, name, options, existing_policy(args), segments=args.split_at_cuts)
+        results = plan_outputs(out_dir, name, options, existing_policy(args), segments=args.split_at_cuts,
+                               wording=CLI_WORDING)
     if opened is None:
         opened = open_input(args.input, args.start_frame, args.frame_count, settings, show)
     stem = results.stem  # NAME, or NAME_take<k> for a new take
@@ -620,7 +621,7 @@ def run(args: argparse.Namespace) -> list[ClipOutputs]:
     num_frames, input_size, is_folder = probe_input(args.input, args.start_frame, args.frame_count)
     out_dir = check_output_folder(args.output_dir)
     results = plan_outputs(out_dir, input_name(args.input), command.options, command.existing,
-                           segments=args.split_at_cuts)
+                           segments=args.split_at_cuts, wording=CLI_WORDING)
     check_run_memory(
         command.settings, num_frames, input_size, command.device,
         resolve_dtype(command.dtype, command.device, warn=False),

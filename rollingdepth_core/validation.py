@@ -332,29 +332,20 @@ def check_run_memory(
     Raises:
         InvalidSettings: with the estimate, its largest parts and the free memory.
     """
-    import torch
 
     from .io.frames import processing_size
     from .runtime.memory_estimate import check_memory, estimate_run_memory
     from .stages.snippets import plan_snippets
-    from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 
     size = processing_size(*input_size, settings.processing_resolution)
     if plan is None:
         plan = plan_snippets(num_frames, settings.dilations, settings.snippet_length, settings.cap_dilation,
                              log=False)
-    on_cpu = torch.device(device).type == "cpu"
-    batches = [
-        b if isinstance(b, int) else (default if on_cpu else 1)
-        for b, default in (
-            (snippets_per_batch, DEFAULT_SNIPPETS_PER_BATCH), (vae_batch_size, DEFAULT_VAE_BATCH_SIZE)
-        )
-    ]
     estimate = estimate_run_memory(
         num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,
         input_size, snippets_on_disk=storage_dir is not None, frames_in_memory=frames_in_memory,
-        restore_size=restore_size, weights_loaded=weights_loaded, snippets_per_batch=batches[0],
-        vae_batch_size=batches[1], snippet_length=plan.snippet_length,
+        restore_size=restore_size, weights_loaded=weights_loaded, snippets_per_batch=snippets_per_batch,
+        vae_batch_size=vae_batch_size, snippet_length=plan.snippet_length,
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",

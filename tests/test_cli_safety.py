@@ -138,6 +138,7 @@ def test_rerun_stops_before_computing_unless_overwrite_or_new_take(clip, tmp_pat
 
     code, err = run_cli([clip, "-o", out, "--outputs", "png16", "-q"], capsys)
     assert code == 2 and len(error_lines(err)) == 1 and "already holds results named walk" in err
+    assert "Use --overwrite (the whole set is replaced) or --new-take (NAME_take2 ...)." in err
     assert len(stub_run.estimate) == 1 and len(stub_run.load) == 1  # nothing loaded or computed again
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 

@@ -146,6 +146,22 @@ MUTATIONS = (
         ("tests/nodes/test_widget_effects.py::test_denoise_widgets",),
     ),
     Mutation(
+        "bench-reference-decodes-3", "the benchmark's reference style decodes 3 frames per call",
+        "rollingdepth_core/bench/reference_style.py",
+        "VAE_BATCH = 4  #",
+        "VAE_BATCH = 3  #",
+        ("tests/bench/test_bench_cli.py::test_speed_smoke_in_process",),
+    ),
+    Mutation(
+        "bench-calibration-untimed", "the benchmark leaves our batch-size calibration out of the total",
+        "rollingdepth_core/bench/runner.py",
+        """            with clock.stage("batch sizes"):
+                batches = resolve_batches(model, config, geo, mode)
+""",
+        "",
+        ("tests/bench/test_bench_cli.py::test_speed_smoke_in_process",),
+    ),
+    Mutation(
         "flops-per-frame-attention", "the FLOP count runs attention per frame",
         "rollingdepth_core/bench/flops.py",
         'cross_attention_kwargs={"num_frames": snippet_length},',

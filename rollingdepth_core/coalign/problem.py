@@ -253,7 +253,7 @@ def objective(
         (v * s[:, None, None] + t[:, None, None]).flatten(0, 1)
         for v, s, t in zip(problem.values, scales, shifts, strict=True)
     ])  # m P
-    frames = torch.cat([i.flatten() for i in problem.indices])  # m
+    frames = torch.cat([i.flatten() for i in problem.indices]).to(aligned.device)  # m, where the values are
     if settings.dense_normalization:
         denominator = problem.num_rows * problem.num_frames * problem.num_pixels
     else:

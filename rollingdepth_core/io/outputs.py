@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidSettings
+from ..wording import API, Wording
 from .colormaps import COLORMAPS, apply_colormap, display_range, is_colormap
 from .export import save_exr, save_npz, save_png16, save_video
 from .result_set import ResultSet, Staging
@@ -114,7 +115,7 @@ def entry_names(options: OutputOptions) -> tuple[str, ...]:
 
 def plan_outputs(
     folder: str | os.PathLike, stem: str, options: OutputOptions = OutputOptions(),
-    existing: str = "refuse", segments: bool = False,
+    existing: str = "refuse", segments: bool = False, wording: Wording = API,
 ) -> ResultSet:
     """The result set of one run, checked against what ``folder`` already holds.
 
@@ -126,10 +127,11 @@ def plan_outputs(
     Args:
         segments: the clip is split at cuts, so its entries (one set per segment) are only
             known as the run goes; they are staged with `write_clip` and go in place together.
+        wording: how a refusal names the options (the command line passes its own).
     """
     check_output_options(options)
     names = () if segments else entry_names(options)
-    return ResultSet.plan(folder, stem, names, existing, patterns=SET_PATTERNS)
+    return ResultSet.plan(folder, stem, names, existing, patterns=SET_PATTERNS, wording=wording)
 
 
 def write_clip(

@@ -93,6 +93,29 @@ def test_objective_normalisations(case_a_snippets):
     assert float(dense) == pytest.approx(float(sparse) * filled, rel=1e-6)
 
 
+def test_objective_indexes_on_the_values_device(case_a_snippets, monkeypatch):
+    # values on another device than the plan's CPU indices (the reference solver on a GPU):
+    # the data terms must get frame indices where the values are ("meta" stands in for a GPU)
+    from rollingdepth_core.coalign import problem as problem_module
+
+    cpu = prepare_problem(case_a_snippets, CoalignSettings())
+    moved = problem_module.AlignmentProblem(
+        tuple(v.to("meta") for v in cpu.values), cpu.indices, cpu.num_frames, cpu.offset
+    )
+    seen = []
+
+    def record(aligned, frames, num_frames):
+        seen.append((aligned.device.type, frames.device.type, tuple(frames.shape), num_frames))
+        return aligned.sum()
+
+    monkeypatch.setattr(problem_module, "_relative_l1", record)
+    scales = tuple(torch.ones(v.shape[0], device="meta") for v in cpu.values)
+    shifts = tuple(torch.zeros(v.shape[0], device="meta") for v in cpu.values)
+    assert objective(moved, scales, shifts, CoalignSettings()).device.type == "meta"
+    rows = sum(i.numel() for i in cpu.indices)
+    assert seen == [("meta", "meta", (rows,), 40)] * 2
+
+
 def test_regulariser_by_hand():
     scales = (torch.tensor([0.5, 1.5]), torch.tensor([1.0]))
     shifts = (torch.tensor([0.1, -0.3]), torch.tensor([0.2]))
