@@ -13,6 +13,7 @@ import torch
 
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
+from ..runtime.devices import check_device
 from ..types import Alignment, DepthVideo, SnippetDepths
 from . import fast, reference, robust
 from .merge import merge_aligned, merge_with_spread, normalization_scale, normalize_depth
@@ -27,6 +28,17 @@ SOLVERS: dict[str, Solver] = {
     "reference": reference.solve_adam,
     "robust": robust.solve_robust,
 }
+
+
+def checked_device(snippets: SnippetDepths, device: torch.device | str | None) -> torch.device:
+    """Where co-alignment computes: ``device`` checked to exist here, or where the snippet
+    depths are. Raises InvalidInput when ``snippets`` is not a `SnippetDepths`,
+    InvalidSettings for an unknown or missing device (before any work)."""
+    if not isinstance(snippets, SnippetDepths):
+        raise InvalidInput(
+            f"snippets must be SnippetDepths (from denoise_snippets); got {type(snippets).__name__}."
+        )
+    return snippets_device(snippets) if device is None else check_device(device)
 
 
 def coalign(
@@ -54,10 +66,7 @@ def coalign(
         `Alignment`: scales and shifts per group (`s` float32, on the CPU), the subtracted
         offset and the objective value.
     """
-    if not isinstance(snippets, SnippetDepths):
-        raise InvalidInput(
-            f"snippets must be SnippetDepths (from denoise_snippets); got {type(snippets).__name__}."
-        )
+    device = checked_device(snippets, device)
     if not isinstance(settings, CoalignSettings):
         raise InvalidSettings(f"settings must be a CoalignSettings; got {type(settings).__name__}.")
     if not isinstance(method, str) or method not in SOLVERS:
@@ -99,7 +108,7 @@ def coalign_depth(
         refinement, the spread when asked, and the clip's `ClipInfo` when known) and the
         alignment.
     """
-    device = snippets_device(snippets) if device is None else torch.device(device)
+    device = checked_device(snippets, device)
     alignment = coalign(snippets, method, settings, hooks, device)
     encoded = snippets.encoded
     clip = encoded.clip if encoded is not None else None

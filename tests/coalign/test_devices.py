@@ -18,6 +18,7 @@ import rollingdepth_core
 from rollingdepth_core.coalign.merge import merge_aligned, merge_with_spread
 from rollingdepth_core.coalign.methods import coalign, coalign_depth
 from rollingdepth_core.coalign.problem import CoalignSettings, prepare_problem, snippets_device
+from rollingdepth_core.errors import InvalidInput, InvalidSettings
 from rollingdepth_core.stages.snippets import plan_snippets
 from rollingdepth_core.types import SnippetDepths
 
@@ -109,3 +110,13 @@ def test_coalign_depth_passes_the_device_on(snippets, monkeypatch):
     assert seen == [torch.device("cpu"), torch.device("cpu")]
     assert torch.equal(video.inverse_depth, default_video.inverse_depth)
     assert video.inverse_depth.device.type == "cpu"
+
+
+@pytest.mark.parametrize("call", [coalign, coalign_depth])
+def test_bad_inputs_are_named_before_any_work(snippets, call):
+    """A tensor instead of SnippetDepths was an AttributeError in coalign_depth (it asked the
+    tensor for its device first); an unknown device was torch's RuntimeError."""
+    with pytest.raises(InvalidInput, match="snippets must be SnippetDepths"):
+        call(snippets.depths[0])
+    with pytest.raises(InvalidSettings, match="Unknown device 'gpu0'"):
+        call(snippets, device="gpu0")
