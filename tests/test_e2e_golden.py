@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from rollingdepth_core import PRESETS, CoalignSettings, Preset, estimate_depth
-from rollingdepth_core.coalign.merge import merge_aligned, normalize_depth
+from rollingdepth_core.coalign.merge import normalize_depth
 from rollingdepth_core.coalign.methods import coalign_depth
 from rollingdepth_core.coalign.problem import objective_value, prepare_problem
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
@@ -61,7 +61,12 @@ def test_intermediates_match_golden(case_a_result, case_a):
 
 
 def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
-    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances."""
+    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances: the
+    snippet depths (stage), the normalised co-aligned video and the final depth (5e-3), and the
+    co-alignment "by objective": never above the authors' (SPEC §4, §6). On case_a the authors'
+    Adam ends above its own start, so `fast` may return the start (lead's decision, 14:33):
+    scales, shifts and the raw merge are compared with the authors' where its fixed point wins
+    (align_small, tests/coalign/test_fast.py), not here."""
     result = case_a_default
     assert result.alignment.method == "fast"
     torch.testing.assert_close(result.depth.inverse_depth, case_a["depth_pred"][:, 0],
@@ -69,14 +74,6 @@ def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
     for group, depth in zip(result.snippets.plan.groups, result.snippets.depths, strict=True):
         torch.testing.assert_close(depth, case_a[f"snippet_depth_d{group.dilation}"][:, :, 0],
                                    rtol=0, atol=STAGE)
-    for k, dilation in enumerate((1, 10)):
-        torch.testing.assert_close(result.alignment.scales[k],
-                                   case_a[f"coalign_scale_d{dilation}"].flatten(), rtol=0, atol=ALIGNMENT)
-        torch.testing.assert_close(result.alignment.shifts[k],
-                                   case_a[f"coalign_translation_d{dilation}"].flatten(),
-                                   rtol=0, atol=ALIGNMENT)
-    raw = merge_aligned(result.snippets, result.alignment)
-    torch.testing.assert_close(raw, case_a["depth_coaligned_raw"][:, 0], rtol=0, atol=ALIGNMENT)
     torch.testing.assert_close(result.coaligned.inverse_depth, case_a["depth_coaligned"][:, 0],
                                rtol=0, atol=ALIGNMENT)
     # the objective at the authors' parameters, on our own snippet depths
@@ -85,6 +82,9 @@ def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
         problem, tuple(case_a[f"coalign_scale_d{d}"].flatten() for d in (1, 10)),
         tuple(case_a[f"coalign_translation_d{d}"].flatten() for d in (1, 10)), CoalignSettings())
     assert result.alignment.objective <= reference * (1 + OBJECTIVE)
+    assert result.alignment.objective == pytest.approx(
+        objective_value(problem, result.alignment.scales, result.alignment.shifts, CoalignSettings()),
+        rel=1e-5)
 
 
 def test_explicit_noise_equals_seed(tiny_model, case_a):
