@@ -9,7 +9,6 @@ from ..rollingdepth_core.coalign.problem import CoalignSettings
 from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.types import SnippetDepths
 from . import comfy_bridge, convert
-from .widgets import check_widgets
 
 DEFAULTS = CoalignSettings()
 
@@ -26,11 +25,14 @@ class RollingDepthCoalign:
         "num_iterations Adam steps; fast and robust stop when converged (num_iterations is "
         "only a cap); robust minimises its own outlier-robust objective (weights not used)."
     )
-    RETURN_TYPES = ("ROLLINGDEPTH_DEPTH", "STRING")
-    RETURN_NAMES = ("depth", "report")
+    RETURN_TYPES = ("ROLLINGDEPTH_DEPTH", "STRING", "MASK")
+    RETURN_NAMES = ("depth", "report", "spread")
     OUTPUT_TOOLTIPS = (
-        "Depth video: inverse depth (larger = nearer) in -1..1, at the processing size.",
+        "Depth video: inverse depth (larger = nearer) in -1..1, at the processing size. It carries "
+        "the spread (Save Depth can write it as an EXR channel).",
         "Method, objective value and the range of the per-snippet scales and shifts.",
+        "Spread N H W: per pixel the standard deviation of the aligned snippet predictions, in the "
+        "depth's units (not scaled to 0..1). Large = the snippets disagree: trust the depth less.",
     )
     FUNCTION = "execute"
 
@@ -77,17 +79,6 @@ class RollingDepthCoalign:
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, num_iterations, learning_rate, depth_term_weight, scale_reg_weight,
-                        shift_reg_weight, subsample):
-        names = ("num_iterations", "learning_rate", "depth_term_weight", "scale_reg_weight",
-                 "shift_reg_weight", "subsample")
-        return check_widgets(
-            cls, {name: name for name in names}, num_iterations=num_iterations,
-            learning_rate=learning_rate, depth_term_weight=depth_term_weight,
-            scale_reg_weight=scale_reg_weight, shift_reg_weight=shift_reg_weight, subsample=subsample,
-        )
-
-    @classmethod
     def execute(cls, snippet_depths, method, num_iterations, learning_rate, depth_term_weight,
                 scale_reg_weight, shift_reg_weight, subsample):
         if not isinstance(snippet_depths, SnippetDepths):
@@ -100,6 +91,7 @@ class RollingDepthCoalign:
             shift_reg_weight=shift_reg_weight, subsample=subsample,
         )
         depth, alignment = coalign_depth(
-            snippet_depths, method, settings, comfy_bridge.hooks()
+            snippet_depths, method, settings, comfy_bridge.hooks(), spread=True
         )
-        return (depth, convert.alignment_report(alignment, depth.num_frames))
+        spread = depth.spread.to(comfy_bridge.intermediate_device())
+        return (depth, convert.alignment_report(alignment, depth.num_frames), spread)

@@ -11,7 +11,6 @@ from .widgets import (
     batch_input,
     batch_value,
     check_graph,
-    check_widgets,
     frames_inputs,
     seed_input,
 )
@@ -50,12 +49,6 @@ class RollingDepthDenoiseSnippets:
             "optional": frames_inputs("the clip to estimate"),
             "hidden": HIDDEN_PROMPT,
         }
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, processing_resolution, seed, snippets_per_batch):
-        return check_widgets(cls, {"processing_resolution": "processing_resolution", "seed": "seed"},
-                             seed=seed, processing_resolution=processing_resolution,
-                             snippets_per_batch=snippets_per_batch)
 
     @classmethod
     def execute(cls, model, plan, processing_resolution, seed, snippets_per_batch, images=None,

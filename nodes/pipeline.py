@@ -14,7 +14,6 @@ from .widgets import (
     batch_input,
     batch_value,
     check_graph,
-    check_widgets,
     frames_inputs,
     seed_input,
 )
@@ -62,11 +61,6 @@ class RollingDepth:
                            "to the frames' size (bilinear).",
             }),
         }, "optional": frames_inputs("the clip to estimate"), "hidden": HIDDEN_PROMPT}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, seed, resolution_override):
-        return check_widgets(cls, {"seed": "seed", "resolution_override": "processing_resolution"},
-                             seed=seed, resolution_override=resolution_override)
 
     @classmethod
     def execute(cls, model, preset, seed, snippets_per_batch, resolution_override, output_size,

@@ -11,7 +11,6 @@ from .widgets import (
     batch_input,
     batch_value,
     check_graph,
-    check_widgets,
     frames_inputs,
     seed_input,
 )
@@ -63,16 +62,6 @@ class RollingDepthRefine:
             "seed": seed_input("Seed of the shared noise; use Denoise's seed to match the one-node result."),
             "snippets_per_batch": batch_input(),
         }, "optional": frames_inputs("the frames the depth belongs to"), "hidden": HIDDEN_PROMPT}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, num_steps, start_dilation, snippet_length, processing_resolution, seed):
-        return check_widgets(
-            cls, {"num_steps": "refine_steps", "start_dilation": "refine_start_dilation",
-                  "snippet_length": "refine_snippet_length", "processing_resolution": "processing_resolution",
-                  "seed": "seed"},
-            num_steps=num_steps, start_dilation=start_dilation, snippet_length=snippet_length,
-            processing_resolution=processing_resolution, seed=seed,
-        )
 
     @classmethod
     def execute(cls, model, depth, num_steps, start_dilation, snippet_length, cap_dilation,

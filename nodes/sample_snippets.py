@@ -57,9 +57,8 @@ class RollingDepthSampleSnippets:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, dilations, snippet_length=None, num_frames=None):
-        return check_widgets(cls, {"dilations": "dilations", "snippet_length": "snippet_length"},
-                             dilations=dilations, snippet_length=snippet_length, num_frames=num_frames)
+    def VALIDATE_INPUTS(cls, dilations):
+        return check_widgets(cls, {"dilations": "dilations"}, dilations=dilations)
 
     @classmethod
     def execute(cls, dilations, snippet_length, cap_dilation, num_frames, images=None, video=None):

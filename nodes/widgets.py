@@ -49,13 +49,31 @@ def frames_inputs(what: str) -> dict:
     }
 
 
-def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
-    """A node's ``VALIDATE_INPUTS``: its widget values checked at queue time.
+def check_ranges(node: type, values: dict) -> str | None:
+    """The first widget value outside its declared min/max (ComfyUI's own check), or None."""
+    declared = node.INPUT_TYPES()
+    spec = {**declared.get("required", {}), **declared.get("optional", {})}
+    for widget, value in values.items():
+        options = spec[widget][1] if widget in spec and len(spec[widget]) > 1 else {}
+        if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if "min" in options and value < options["min"]:
+            return f"{widget} must be at least {options['min']}; got {value}."
+        if "max" in options and value > options["max"]:
+            return f"{widget} must be at most {options['max']}; got {value}."
+    return None
 
-    ComfyUI skips its own min/max check for every input ``VALIDATE_INPUTS`` takes, so the
-    widget's declared range is checked here first; then the core's check of the setting the
-    widget sets (`validation.SETTINGS`, the same check the command line and the Python API
-    run), worded with the widget's name. Linked inputs arrive as None: checked when they run.
+
+def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
+    """A node's ``VALIDATE_INPUTS``: the widget values the core checks, at queue time.
+
+    Only for what ComfyUI cannot check itself (text such as dilations or a file prefix,
+    values that must agree); plain ranges are left to ComfyUI's own min/max check, which
+    names the right input (the declared limits are the core's). ComfyUI skips that check for
+    every input ``VALIDATE_INPUTS`` takes, so their declared ranges are checked here first;
+    then the core's check of the setting each widget sets (`validation.SETTINGS`, as the
+    command line and the Python API run it), worded with the widget's name. Linked inputs
+    arrive as None: checked when they run.
 
     Args:
         node: the node class (its ``INPUT_TYPES`` give the ranges).
@@ -65,16 +83,9 @@ def check_widgets(node: type, settings: dict[str, str], **values) -> bool | str:
     Returns:
         True, or the message the front end shows.
     """
-    declared = node.INPUT_TYPES()
-    spec = {**declared.get("required", {}), **declared.get("optional", {})}
-    for widget, value in values.items():
-        options = spec[widget][1] if len(spec[widget]) > 1 else {}
-        if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        if "min" in options and value < options["min"]:
-            return f"{widget} must be at least {options['min']}; got {value}."
-        if "max" in options and value > options["max"]:
-            return f"{widget} must be at most {options['max']}; got {value}."
+    out_of_range = check_ranges(node, values)
+    if out_of_range:
+        return out_of_range
     known = {settings[w]: v for w, v in values.items() if w in settings and v is not None}
     try:
         check_settings(known, Wording("node", {s: w for w, s in settings.items()}))
@@ -89,7 +100,9 @@ HIDDEN_PROMPT = {"prompt": "PROMPT"}  # ComfyUI hands the node the whole graph
 def check_graph(prompt: dict | None) -> None:
     """Refuse a graph in which one of this pack's nodes has a widget value it refuses.
 
-    ComfyUI runs every output whose nodes are valid and only marks the others: a Save Depth
+    Each node of this pack in the graph gets its widgets' declared ranges checked and its
+    ``VALIDATE_INPUTS`` run. ComfyUI runs every output whose nodes are valid and only marks
+    the others: a Save Depth
     with a prefix outside the output folder would get a red outline (maybe off screen) while
     the expensive rest of the graph ran. The expensive nodes call this first, so such a graph
     stops in a second, with the front end's error dialog, before any work.
@@ -105,15 +118,15 @@ def check_graph(prompt: dict | None) -> None:
 
     for node_id, node in sorted((prompt or {}).items()):
         class_type = node.get("class_type") if isinstance(node, dict) else None
-        validate = getattr(NODE_CLASS_MAPPINGS.get(class_type), "VALIDATE_INPUTS", None)
-        if validate is None:
+        cls = NODE_CLASS_MAPPINGS.get(class_type)
+        if cls is None:
             continue
-        inputs = node.get("inputs", {})
-        values = {
-            name: None if isinstance(inputs.get(name), list) else inputs.get(name)  # a list is a link
-            for name in inspect.signature(validate).parameters
-        }
-        result = validate(**values)
+        given = node.get("inputs", {})
+        inputs = {k: None if isinstance(v, list) else v for k, v in given.items()}  # a list is a link
+        result = check_ranges(cls, inputs) or True
+        validate = getattr(cls, "VALIDATE_INPUTS", None)
+        if result is True and validate is not None:
+            result = validate(**{name: inputs.get(name) for name in inspect.signature(validate).parameters})
         if result is not True:
             raise InvalidSettings(
                 f"{NODE_DISPLAY_NAME_MAPPINGS[class_type]} (node {node_id}): {result} Nothing was "

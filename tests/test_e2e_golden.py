@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from rollingdepth_core import PRESETS, CoalignSettings, Preset, estimate_depth
+from rollingdepth_core.coalign import polish
 from rollingdepth_core.coalign.merge import normalize_depth
 from rollingdepth_core.coalign.methods import coalign_depth
 from rollingdepth_core.coalign.problem import objective_value, prepare_problem
@@ -61,12 +62,13 @@ def test_intermediates_match_golden(case_a_result, case_a):
 
 
 def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
-    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances: the
-    snippet depths (stage), the normalised co-aligned video and the final depth (5e-3), and the
-    co-alignment "by objective": never above the authors' (SPEC §4, §6). On case_a the authors'
-    Adam ends above its own start, so `fast` may return the start (lead's decision, 14:33):
-    scales, shifts and the raw merge are compared with the authors' where its fixed point wins
-    (align_small, tests/coalign/test_fast.py), not here."""
+    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances.
+
+    On case_a the authors' Adam ends above its own start (loss 0.014996 at scales 1 /
+    shifts 0, 0.015088 at the end), so `fast` returns the start, polished (issue 12 §1, the
+    lead's decision of 14:33): SPEC §6 compares the aligner by objective there; the scales
+    stay within the polish's radius of 1 / 0 instead of at the authors' (4e-2 away), and
+    the normalised videos (co-aligned and final) stay at the SPEC §6 tolerances."""
     result = case_a_default
     assert result.alignment.method == "fast"
     torch.testing.assert_close(result.depth.inverse_depth, case_a["depth_pred"][:, 0],
@@ -74,6 +76,9 @@ def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
     for group, depth in zip(result.snippets.plan.groups, result.snippets.depths, strict=True):
         torch.testing.assert_close(depth, case_a[f"snippet_depth_d{group.dilation}"][:, :, 0],
                                    rtol=0, atol=STAGE)
+    for scales, shifts in zip(result.alignment.scales, result.alignment.shifts, strict=True):
+        torch.testing.assert_close(scales, torch.ones_like(scales), rtol=0, atol=polish.RADIUS + 1e-6)
+        torch.testing.assert_close(shifts, torch.zeros_like(shifts), rtol=0, atol=polish.RADIUS + 1e-6)
     torch.testing.assert_close(result.coaligned.inverse_depth, case_a["depth_coaligned"][:, 0],
                                rtol=0, atol=ALIGNMENT)
     # the objective at the authors' parameters, on our own snippet depths

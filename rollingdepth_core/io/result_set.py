@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidSettings, OutputExists
+from ..wording import API, Wording
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class ResultSet:
         names: the entries this run writes (plain names inside ``folder``).
         patterns: glob templates (with ``{stem}``) of every entry a set of this stem holds.
         existing: what to do with a set already there: one of `EXISTING_POLICIES`.
+        wording: how the refusal names the way out (``--overwrite`` or ``existing="overwrite"``).
     """
 
     folder: Path
@@ -152,6 +154,7 @@ class ResultSet:
     names: tuple[str, ...]
     patterns: tuple[str, ...]
     existing: str = "refuse"
+    wording: Wording = API
 
     @classmethod
     def plan(
@@ -164,6 +167,7 @@ class ResultSet:
         take_prefix: str = TAKE_PREFIX,
         take_digits: int = 0,
         first_take_plain: bool = True,
+        wording: Wording = API,
     ) -> ResultSet:
         """Name the entries of a run and decide, before any work, whether it may write them.
 
@@ -179,6 +183,7 @@ class ResultSet:
                 `k` padded to ``take_digits`` digits (``clip_take2``; the nodes use
                 ``"{stem}_"`` and 5 digits: ``depth_00001``).
             first_take_plain: take 1 is the plain stem (CLI), so numbering starts at 2.
+            wording: how the refusal names the options (the command line passes its own).
 
         Raises:
             OutputExists: ``existing="refuse"`` and a set of this stem is there.
@@ -192,7 +197,7 @@ class ResultSet:
         patterns = tuple(patterns) if patterns is not None else tuple(names)
         if existing == "new_take":
             stem = _take_stem(folder, stem, patterns, take_prefix, take_digits, first_take_plain)
-        result = cls(folder, stem, tuple(_format(n, stem) for n in names), patterns, existing)
+        result = cls(folder, stem, tuple(_format(n, stem) for n in names), patterns, existing, wording)
         _check_names(result.names)
         if existing == "refuse":
             result._refuse_if_present()
@@ -208,9 +213,14 @@ class ResultSet:
         present = self.present()
         if present:
             shown = ", ".join(p.name for p in present[:4]) + (" ..." if len(present) > 4 else "")
+            if self.wording.style == "cli":
+                fix = "Use --overwrite (the whole set is replaced) or --new-take (NAME_take2 ...)."
+            else:
+                fix = ("Pass existing='overwrite' (the whole set is replaced) or existing='new_take' "
+                       "(NAME_take2 ...).")
             raise OutputExists(
                 f"{self.folder} already holds results named {self.stem} ({shown}). Nothing was "
-                "computed. Ask to overwrite them (the whole set is replaced) or for a new take."
+                f"computed. {fix}"
             )
 
     @contextlib.contextmanager

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InvalidSettings
+from ..types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE
 from . import devices
 from .batch_sizes import ALLOCATOR_OVERHEAD, DECODER_ACTIVATIONS, ENCODER_ACTIVATIONS, UNET_ACTIVATIONS
 
@@ -117,9 +118,10 @@ def estimate_run_memory(
     frames_in_memory: bool = False,
     restore_size: bool = False,
     weights_loaded: bool = False,
-    snippets_per_batch: int = 1,
-    vae_batch_size: int = 1,
+    snippets_per_batch: int | str = 1,
+    vae_batch_size: int | str = 1,
     snippet_length: int = 3,
+    spread: bool = False,
 ) -> MemoryEstimate:
     """Peak host and device memory of a run.
 
@@ -135,10 +137,18 @@ def estimate_run_memory(
         frames_in_memory: the frames are read up front at the processing size (image folders).
         restore_size: the depth is resized back to ``input_size``.
         weights_loaded: the weights are already on ``device`` (their bytes are in use already).
-        snippets_per_batch, vae_batch_size: the batches (on a GPU, automatic batches start
-            from 1 and grow into what is free, so 1 is the floor that must fit).
+        snippets_per_batch, vae_batch_size: the batches, or "auto" / `AutoBatch`: on a GPU
+            automatic batches grow from 1 into what is free (1 is the floor that must fit),
+            on a CPU they are the fixed defaults (8 snippets, 4 frames).
+        spread: the spread of the predictions is kept too (one more video of each size).
     """
     device = torch.device(device)
+    snippets_per_batch, vae_batch_size = (
+        b if isinstance(b, int) else (default if device.type == "cpu" else 1)
+        for b, default in (
+            (snippets_per_batch, DEFAULT_SNIPPETS_PER_BATCH), (vae_batch_size, DEFAULT_VAE_BATCH_SIZE)
+        )
+    )
     height, width = size
     padded = _padded(size)
     latent = (padded[0] // 8, padded[1] // 8)
@@ -154,6 +164,8 @@ def estimate_run_memory(
         host["frames read up front"] = num_frames * 3 * pixels * 4
     if restore_size and input_size is not None:
         host["depth at input size"] = num_frames * input_size[0] * input_size[1] * 4
+    if spread:
+        host["spread"] = num_frames * pixels * 4 + host.get("depth at input size", 0)
     unet = UNET_ACTIVATIONS * architecture.unet_channels * latent[0] * latent[1] * snippet_length
     unet *= snippets_per_batch
     vae = max(DECODER_ACTIVATIONS, ENCODER_ACTIVATIONS) * architecture.vae_channels * padded[0] * padded[1]

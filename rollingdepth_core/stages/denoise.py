@@ -236,6 +236,25 @@ def check_finite_depth(depth: Tensor, frame_of: Tensor | None, what: str, dtype:
     )
 
 
+def check_fits(
+    model: DepthModel, source, plan: SnippetPlan, processing_resolution: int,
+    snippets_per_batch: int, vae_batch_size: int, storage_dir: str | None,
+) -> None:
+    """Refuse, before encoding, a clip whose snippet depths and batches cannot fit in free memory."""
+    from ..io.frames import processing_size
+    from ..runtime.memory_estimate import architecture_of, check_memory, estimate_run_memory
+
+    size = processing_size(*source.input_size, processing_resolution)
+    estimate = estimate_run_memory(
+        source.num_frames, size, plan.num_snippets * plan.snippet_length, model.dtype, model.device,
+        architecture_of(model), source.input_size, snippets_on_disk=storage_dir is not None,
+        weights_loaded=True, snippets_per_batch=snippets_per_batch, vae_batch_size=vae_batch_size,
+        snippet_length=plan.snippet_length,
+    )
+    check_memory(estimate, model.device, f"{source.num_frames} frame(s) at {size[1]}x{size[0]}",
+                 "Lower processing_resolution or snippets_per_batch, or process fewer frames.")
+
+
 def predict_snippets(
     model: DepthModel,
     frames,
@@ -270,6 +289,7 @@ def predict_snippets(
     check_run_batches(batches)
     source = as_source(frames)
     check_plan_matches(plan, source.num_frames, "the video")
+    check_fits(model, source, plan, processing_resolution, batches.snippets, batches.vae, storage_dir)
     total = source.num_frames + plan.num_snippets
     encode_hooks = Hooks(lambda done, _: hooks.progress(done, total), hooks.check_cancel)
     encoded = encode_frames(model, source, processing_resolution, batches, encode_hooks)

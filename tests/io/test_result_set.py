@@ -63,7 +63,8 @@ def test_a_set_is_written_in_place_with_nothing_left_over(tmp_path):
 
 def test_an_existing_set_is_refused_before_any_work(tmp_path):
     write_set(ResultSet.plan(tmp_path, "clip", NAMES), 2, "one")
-    with pytest.raises(OutputExists, match=r"holds results named clip \(clip_depth.npz, clip_frames\)"):
+    refused = r"holds results named clip \(clip_depth.npz, clip_frames\).*Pass existing='overwrite'"
+    with pytest.raises(OutputExists, match=refused):
         ResultSet.plan(tmp_path, "clip", NAMES)
     # another entry of the same set counts as well, and so does an entry in the way
     (tmp_path / "other_extra_1.txt").write_text("x")

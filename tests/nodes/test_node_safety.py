@@ -13,8 +13,10 @@ from types import MappingProxyType
 import pytest
 import torch
 from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS as NODES
+from rollingdepth_pack.nodes import NODE_DISPLAY_NAME_MAPPINGS as NODES_DISPLAY
 from rollingdepth_pack.nodes import comfy_bridge
 from rollingdepth_pack.nodes import pipeline as pipeline_node
+from rollingdepth_pack.nodes.widgets import check_graph
 from rollingdepth_pack.rollingdepth_core import PRESETS
 from rollingdepth_pack.rollingdepth_core.errors import CheckpointError, InvalidSettings
 from rollingdepth_pack.rollingdepth_core.hooks import Hooks
@@ -31,26 +33,9 @@ def run(node_id: str, **inputs):
 
 
 @pytest.mark.parametrize("node, values, message", [
-    ("RollingDepthSampleSnippets", dict(dilations="1,2.5", snippet_length=3, num_frames=0),
+    ("RollingDepthSampleSnippets", dict(dilations="1,2.5"),
      "dilations must be whole numbers separated by commas"),
-    ("RollingDepthSampleSnippets", dict(dilations="1,25", snippet_length=0, num_frames=0),
-     "snippet_length must be at least 1; got 0."),
-    ("RollingDepthSampleSnippets", dict(dilations="1,25", snippet_length=3, num_frames=-4),
-     "num_frames must be at least 0; got -4."),
-    ("RollingDepthDenoiseSnippets", dict(processing_resolution=8192, seed=0, snippets_per_batch=0),
-     "processing_resolution must be at most 4096; got 8192."),
-    ("RollingDepthDenoiseSnippets", dict(processing_resolution=768, seed=-1, snippets_per_batch=0),
-     "seed must be at least 0; got -1."),
-    ("RollingDepthCoalign", dict(num_iterations=10, learning_rate=0.0, depth_term_weight=1.0,
-                                 scale_reg_weight=0.1, shift_reg_weight=10.0, subsample=10),
-     "learning_rate must be at least 1e-06; got 0.0."),
-    ("RollingDepthCoalign", dict(num_iterations=10, learning_rate=1e-3, depth_term_weight=float("nan"),
-                                 scale_reg_weight=0.1, shift_reg_weight=10.0, subsample=10),
-     "depth_term_weight must be a number >= 0.0; got nan."),
-    ("RollingDepthRefine", dict(num_steps=0, start_dilation=6, snippet_length=3, processing_resolution=0,
-                                seed=0), "num_steps must be at least 1; got 0."),
-    ("RollingDepthRefine", dict(num_steps=501, start_dilation=6, snippet_length=3, processing_resolution=0,
-                                seed=0), "num_steps must be at most 500; got 501."),
+    ("RollingDepthSampleSnippets", dict(dilations="10,25"), "dilations must include 1; got (10, 25)."),
     ("RollingDepthDepthToImage", dict(low_percentile=98.0, high_percentile=2.0),
      "low_percentile must be below high_percentile; got 98.0 and 2.0."),
     ("RollingDepthDepthToImage", dict(low_percentile=2.0, high_percentile=101.0),
@@ -61,7 +46,6 @@ def run(node_id: str, **inputs):
      "points outside the output folder"),
     ("RollingDepthSaveDepth", dict(filename_prefix="x", save_exr=False, save_png16=False, save_npz=False),
      "Nothing to save: turn on save_exr, save_png16 or save_npz."),
-    ("RollingDepth", dict(seed=0, resolution_override=5000), "resolution_override must be at most 4096"),
 ])
 def test_widget_values_are_refused_at_queue_time(node, values, message):
     # issue 9: a prefix leaving the output folder (and other cheap mistakes) ran the whole graph first
@@ -70,13 +54,37 @@ def test_widget_values_are_refused_at_queue_time(node, values, message):
     assert "--" not in result  # node wording, not the command line's
 
 
+@pytest.mark.parametrize("node, values, message", [
+    ("RollingDepthSampleSnippets", dict(dilations="1,25", snippet_length=0),
+     "snippet_length must be at least 1"),
+    ("RollingDepthDenoiseSnippets", dict(processing_resolution=8192, seed=0),
+     "processing_resolution must be at most 4096; got 8192."),
+    ("RollingDepthDenoiseSnippets", dict(processing_resolution=768, seed=-1),
+     "seed must be at least 0; got -1."),
+    ("RollingDepthCoalign", dict(learning_rate=0.0, subsample=10),
+     "learning_rate must be at least 1e-06; got 0.0."),
+    ("RollingDepthCoalign", dict(learning_rate=1e-3, subsample=0), "subsample must be at least 1; got 0."),
+    ("RollingDepthRefine", dict(num_steps=0), "num_steps must be at least 1; got 0."),
+    ("RollingDepthRefine", dict(num_steps=501), "num_steps must be at most 500; got 501."),
+    ("RollingDepth", dict(seed=0, resolution_override=5000), "resolution_override must be at most 4096"),
+    ("RollingDepthSaveDepth", dict(filename_prefix="../x", save_exr=True),
+     "points outside the output folder"),
+])
+def test_the_graph_check_catches_every_widget_mistake(node, values, message):
+    # ComfyUI refuses plain range mistakes itself (the declared limits are the core's), but runs the
+    # other outputs of the graph: the expensive nodes stop a graph holding any of them
+    with pytest.raises(InvalidSettings) as caught:
+        check_graph({"4": {"class_type": node, "inputs": {**values, "model": ["1", 0]}}})
+    assert str(caught.value).startswith(f"{NODES_DISPLAY[node]} (node 4): ") and message in str(caught.value)
+    check_graph({"4": {"class_type": node, "inputs": {"model": ["1", 0]}}})  # linked or default: fine
+
+
 def test_good_and_linked_widget_values_pass():
-    assert NODES["RollingDepthSampleSnippets"].VALIDATE_INPUTS("1,10,25", 3, 0) is True
-    assert NODES["RollingDepthSampleSnippets"].VALIDATE_INPUTS(None, None, None) is True  # linked
-    assert NODES["RollingDepthRefine"].VALIDATE_INPUTS(10, 6, 3, 0, 0) is True
-    assert NODES["RollingDepthCoalign"].VALIDATE_INPUTS(2000, 1e-3, 1.0, 0.1, 10.0, 10) is True
+    assert NODES["RollingDepthSampleSnippets"].VALIDATE_INPUTS("1,10,25") is True
+    assert NODES["RollingDepthSampleSnippets"].VALIDATE_INPUTS(None) is True  # linked
     assert NODES["RollingDepthSaveDepth"].VALIDATE_INPUTS("rollingdepth/depth", False, None, False) is True
-    assert NODES["RollingDepth"].VALIDATE_INPUTS(0, 0) is True
+    assert NODES["RollingDepthDepthToImage"].VALIDATE_INPUTS(2.0, 98.0) is True
+    check_graph({str(i): {"class_type": name, "inputs": {}} for i, name in enumerate(NODES)})
 
 
 def test_widget_ranges_come_from_the_core():
@@ -244,3 +252,20 @@ def test_the_sample_clip_runs_every_preset_as_designed():
     for preset in PRESETS.values():
         plan = plan_snippets(source.num_frames, preset.dilations, preset.snippet_length, preset.cap_dilation)
         assert [g.dilation for g in plan.groups] == list(preset.dilations)
+
+
+def test_denoise_node_refuses_a_clip_that_cannot_fit(pack_model, pack_images, monkeypatch):
+    from rollingdepth_pack.nodes import denoise_snippets
+
+    def never(*args, **kwargs):
+        raise AssertionError("encoding started")
+
+    monkeypatch.setattr("rollingdepth_pack.rollingdepth_core.stages.encode.encode_frames", never)
+    monkeypatch.setattr(memory_estimate, "available_host_memory", lambda: 1_000_000)
+    plan, _ = run("RollingDepthSampleSnippets", dilations="1,3", snippet_length=3, cap_dilation=True,
+                  num_frames=0, images=pack_images)
+    with pytest.raises(InvalidSettings, match=r"9 frame\(s\) at 1024x640 needs about .* of host memory .*"
+                                              r"Lower processing_resolution or snippets_per_batch"):
+        run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=1024, seed=0,
+            snippets_per_batch=0, images=pack_images)
+    assert denoise_snippets.predict_snippets.__module__.endswith("stages.denoise")
