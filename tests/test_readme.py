@@ -48,7 +48,9 @@ NOT_RUN = {
     "NODE_PATH=": "the real-ComfyUI check",
     "python tools/check_caching.py": "the real-ComfyUI check",
     "python -m rollingdepth_core.bench": "benchmarks: minutes to hours or a GPU (figures in the README)",
-    "python tools/mutation_check.py": "minutes; tests/test_mutation_check.py runs it",
+    "python tools/mutation_check.py": (
+        "minutes (each mutation runs the tests that guard it): run by hand; "
+        "tests/test_mutation_check.py only checks that every mutation still applies"),
     "rollingdepth-farm": "starts Ray on example shot folders; tests/farm/ runs the farm on the tiny model",
     "python -m rollingdepth_core.farm": "as rollingdepth-farm",
 }
