@@ -31,10 +31,15 @@ def arrays(path: Path) -> dict[str, np.ndarray | str] | None:
 
         return {"pixels": cv2.imread(str(path), cv2.IMREAD_UNCHANGED)}
     if suffix == ".exr":
-        import OpenEXR
+        import OpenImageIO as oiio
 
-        with OpenEXR.File(str(path)) as exr:
-            return {name: np.asarray(channel.pixels) for name, channel in exr.channels().items()}
+        handle = oiio.ImageInput.open(str(path))
+        try:
+            names = list(handle.spec().channelnames)
+            pixels = np.asarray(handle.read_image("float"))  # H W C
+        finally:
+            handle.close()
+        return {name: pixels[..., i] for i, name in enumerate(names)}
     if suffix in VIDEO:
         import av
 
