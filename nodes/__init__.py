@@ -7,6 +7,8 @@ Stage graph (socket types in capitals)::
             ─ ROLLINGDEPTH_SNIPPET_DEPTHS ─ Co-align ─ ROLLINGDEPTH_DEPTH ─ Refine ─ ROLLINGDEPTH_DEPTH
     ROLLINGDEPTH_DEPTH ─ Depth to Image ─ IMAGE        IMAGE ─ Image to Depth ─ ROLLINGDEPTH_DEPTH
     ROLLINGDEPTH_DEPTH ─ Save Depth (EXR / 16-bit PNG / NPZ)
+    Load Plate Sequence ─ VIDEO (lazy, colour-converted)      ROLLINGDEPTH_DEPTH ─ Convert Depth
+            ─ ROLLINGDEPTH_CONVERTED_DEPTH (normalised / linear Z) ─ Save Depth
 
 Importing this package never imports ComfyUI (only `comfy_bridge` does, inside functions).
 """
@@ -19,6 +21,7 @@ from .denoise_snippets import RollingDepthDenoiseSnippets
 from .load_model import RollingDepthLoadModel
 from .output import RollingDepthDepthToImage, RollingDepthImageToDepth, RollingDepthSaveDepth
 from .pipeline import RollingDepth
+from .plates import RollingDepthConvertDepth, RollingDepthLoadPlateSequence
 from .refine import RollingDepthRefine
 from .sample_snippets import RollingDepthSampleSnippets
 
@@ -32,6 +35,8 @@ NODE_CLASS_MAPPINGS = {
     "RollingDepthImageToDepth": RollingDepthImageToDepth,
     "RollingDepthSaveDepth": RollingDepthSaveDepth,
     "RollingDepth": RollingDepth,
+    "RollingDepthLoadPlateSequence": RollingDepthLoadPlateSequence,
+    "RollingDepthConvertDepth": RollingDepthConvertDepth,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -44,6 +49,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "RollingDepthImageToDepth": "RollingDepth Image to Depth",
     "RollingDepthSaveDepth": "RollingDepth Save Depth",
     "RollingDepth": "RollingDepth (one node)",
+    "RollingDepthLoadPlateSequence": "RollingDepth Load Plate Sequence",
+    "RollingDepthConvertDepth": "RollingDepth Convert Depth",
 }
 
 comfy_bridge.register_model_folder()

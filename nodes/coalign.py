@@ -25,11 +25,14 @@ class RollingDepthCoalign:
         "num_iterations Adam steps; fast and robust stop when converged (num_iterations is "
         "only a cap); robust minimises its own outlier-robust objective (weights not used)."
     )
-    RETURN_TYPES = ("ROLLINGDEPTH_DEPTH", "STRING")
-    RETURN_NAMES = ("depth", "report")
+    RETURN_TYPES = ("ROLLINGDEPTH_DEPTH", "STRING", "MASK")
+    RETURN_NAMES = ("depth", "report", "spread")
     OUTPUT_TOOLTIPS = (
-        "Depth video: inverse depth (larger = nearer) in -1..1, at the processing size.",
+        "Depth video: inverse depth (larger = nearer) in -1..1, at the processing size. It carries "
+        "the spread (Save Depth can write it as an EXR channel).",
         "Method, objective value and the range of the per-snippet scales and shifts.",
+        "Spread N H W: per pixel the standard deviation of the aligned snippet predictions, in the "
+        "depth's units (not scaled to 0..1). Large = the snippets disagree: trust the depth less.",
     )
     FUNCTION = "execute"
 
@@ -88,6 +91,7 @@ class RollingDepthCoalign:
             shift_reg_weight=shift_reg_weight, subsample=subsample,
         )
         depth, alignment = coalign_depth(
-            snippet_depths, method, settings, comfy_bridge.hooks()
+            snippet_depths, method, settings, comfy_bridge.hooks(), spread=True
         )
-        return (depth, convert.alignment_report(alignment, depth.num_frames))
+        spread = depth.spread.to(comfy_bridge.intermediate_device())
+        return (depth, convert.alignment_report(alignment, depth.num_frames), spread)

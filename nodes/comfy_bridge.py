@@ -32,6 +32,7 @@ MODEL_FOLDER_NAME = "rollingdepth"  # models/rollingdepth/<checkpoint>/ (diffuse
 DEFAULT_MODEL_NAME = DEFAULT_REPO_ID.split("/")[-1]  # "rollingdepth-v1-0"
 FALLBACK_MODEL_FOLDERS: list[Path] = [Path("models") / MODEL_FOLDER_NAME]
 FALLBACK_OUTPUT_FOLDER = Path("output")
+FALLBACK_INPUT_FOLDER = Path("input")
 VAE_BATCH = AUTO  # frames per VAE call in every node: what fits in free VRAM
 
 
@@ -165,6 +166,76 @@ def output_folder() -> Path:
     """ComfyUI's output folder (``FALLBACK_OUTPUT_FOLDER`` outside ComfyUI)."""
     fp = _folder_paths()
     return Path(fp.get_output_directory()) if fp is not None else FALLBACK_OUTPUT_FOLDER
+
+
+def input_folder() -> Path:
+    """ComfyUI's input folder (``FALLBACK_INPUT_FOLDER`` outside ComfyUI)."""
+    fp = _folder_paths()
+    return Path(fp.get_input_directory()) if fp is not None else FALLBACK_INPUT_FOLDER
+
+
+_VIDEO_CLASSES: dict[type, type] = {}
+
+
+def video_input(video):
+    """``video`` (a duck-typed VIDEO such as `PlateVideo`) as a real ComfyUI `VideoInput`.
+
+    Inside ComfyUI the object is re-classed to also subclass `comfy_api.input.VideoInput`, whose
+    abstract methods are provided: `get_components` gives the frames as an IMAGE batch with
+    the exact frame rate, `save_to` encodes them H.264 at that exact rate (ComfyUI's own
+    frames-made VIDEO rounds 24000/1001 to 23.976), reading the frames a batch at a time.
+    Core nodes (Get Video Components, Save Video) take it like their own; our nodes read it
+    lazily through ``frame_source()``. Outside ComfyUI the object is returned as it is.
+    """
+    try:
+        from comfy_api.input import VideoInput
+        from comfy_api.util import VideoComponents
+    except ImportError:
+        return video
+    base = type(video)
+    if base not in _VIDEO_CLASSES:
+
+        class RollingDepthPlateVideo(base, VideoInput):
+            def get_components(self):
+                return VideoComponents(images=self.images(), audio=None, frame_rate=self.get_frame_rate())
+
+            def save_to(self, path, format=None, codec=None, metadata=None):  # noqa: A002 - ComfyUI's names
+                write_h264(path, self, metadata)
+
+        _VIDEO_CLASSES[base] = RollingDepthPlateVideo
+    wrapped = _VIDEO_CLASSES[base].__new__(_VIDEO_CLASSES[base])
+    wrapped.__dict__.update(video.__dict__)
+    return wrapped
+
+
+def write_h264(path, video, metadata: dict | None = None, batch: int = 16) -> None:
+    """Encode a plate VIDEO as H.264 MP4 at its exact frame rate, ``batch`` frames at a time.
+
+    Args:
+        path: a file path or a writable binary file object (ComfyUI passes both).
+        video: has `frame_source()` (`read_images`) and `get_frame_rate()`.
+        metadata: ComfyUI's prompt/workflow, stored as JSON tags like its own videos.
+    """
+    import av
+    import numpy as np
+
+    source = video.frame_source()
+    target = path if not isinstance(path, (str, os.PathLike)) else os.fspath(path)
+    options = {"movflags": "use_metadata_tags"}
+    with av.open(target, mode="w", format="mp4", options=options) as output:
+        for key, value in (metadata or {}).items():
+            output.metadata[key] = json.dumps(value)
+        stream = output.add_stream("h264", rate=video.get_frame_rate())
+        height, width = source.stored_size
+        stream.width, stream.height = width + width % 2, height + height % 2  # yuv420p: even sides
+        stream.pix_fmt = "yuv420p"
+        for start in range(0, source.num_frames, batch):
+            images = source.read_images(start, min(start + batch, source.num_frames))  # b H W 3
+            pixels = (images * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            for image in pixels:
+                output.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        output.mux(stream.encode(None))
 
 
 # --- the model under ComfyUI's memory management ----------------------------------------

@@ -17,6 +17,7 @@ import torch
 from einops import reduce
 from torch import Tensor
 
+from ..rollingdepth_core.conversion.converted import ConvertedDepth
 from ..rollingdepth_core.errors import InvalidInput
 from ..rollingdepth_core.io.colormaps import colorize_depth
 from ..rollingdepth_core.io.sources import ArraySource, FrameSource, video_input_source
@@ -91,12 +92,19 @@ def images_to_values(images: Tensor) -> Tensor:
 
 
 def depth_to_images(
-    depth: DepthVideo, colormap: str, invert: bool, low_percentile: float, high_percentile: float,
-    device: torch.device,
+    depth: DepthVideo | ConvertedDepth, colormap: str, invert: bool, low_percentile: float,
+    high_percentile: float, device: torch.device,
 ) -> Tensor:
-    """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip."""
-    check_depth(depth)
-    rgb = colorize_depth(depth.inverse_depth, colormap, invert=invert, low_percentile=low_percentile,
+    """Depth video -> IMAGE `N H W 3` in 0..1 on ``device``, one range for the whole clip.
+
+    Linear Z (a `ConvertedDepth` of kind "z") is flipped first, so that nearer is brighter
+    for every kind of depth; ``invert`` flips it again.
+    """
+    if isinstance(depth, ConvertedDepth):
+        values, invert = depth.values, invert != (depth.kind == "z")
+    else:
+        values = check_depth(depth).inverse_depth
+    rgb = colorize_depth(values, colormap, invert=invert, low_percentile=low_percentile,
                          high_percentile=high_percentile)
     return rgb.to(device, torch.float32)
 
@@ -111,6 +119,11 @@ def check_depth(depth: object, name: str = "depth") -> DepthVideo:
     return depth
 
 
+def check_any_depth(depth: object, name: str = "depth") -> DepthVideo | ConvertedDepth:
+    """A depth video or converted depth (Convert Depth), else ``InvalidInput``."""
+    return depth if isinstance(depth, ConvertedDepth) else check_depth(depth, name)
+
+
 def check_frame_count(frames: Tensor | FrameSource, expected: int, what: str) -> None:
     """Raise ``InvalidInput`` when the frames (a batch or a source) and ``what`` disagree in length."""
     count = frames.num_frames if isinstance(frames, FrameSource) else int(frames.shape[0])
@@ -119,6 +132,18 @@ def check_frame_count(frames: Tensor | FrameSource, expected: int, what: str) ->
             f"The video has {count} frames but {what} was made for {expected}. Connect the "
             "same video to both."
         )
+
+
+def plate_report(source) -> str:
+    """What a Load Plate Sequence node loaded: frames, sizes, aspect, rate, colour conversion."""
+    height, width = source.stored_size
+    rate = source.frame_rate
+    exact = f"{rate.numerator}/{rate.denominator}"
+    rate_text = f"{exact} ({float(rate):.3f})" if rate.denominator != 1 else str(rate)
+    return (
+        f"{source.sequence.describe()}\n{width}x{height} stored, pixel aspect {source.pixel_aspect:g}, "
+        f"{rate_text} fps\ncolour: {source.colour.description}"
+    )
 
 
 def alignment_report(alignment: Alignment, num_frames: int) -> str:

@@ -8,11 +8,14 @@ from ..rollingdepth_core.errors import InvalidSettings, RollingDepthError
 from ..rollingdepth_core.io.colormaps import COLORMAPS
 from ..rollingdepth_core.io.depth_sources import DEPTH_KINDS, to_inverse_depth
 from ..rollingdepth_core.io.export import DEPTH_FORMATS, output_location, save_depth_files
+from ..rollingdepth_core.io.exr import CHANNEL_CHOICES, COMPRESSIONS, DEFAULT_CHANNEL, PIXEL_TYPES, ExrOptions
 from ..rollingdepth_core.types import DepthVideo
 from . import comfy_bridge, convert
 from .widgets import check_widgets
 
 NOTHING_TO_SAVE = "Nothing to save: turn on save_exr, save_png16 or save_npz."
+
+ANY_DEPTH = "ROLLINGDEPTH_DEPTH,ROLLINGDEPTH_CONVERTED_DEPTH"  # either socket connects (ComfyUI unions)
 
 
 class RollingDepthDepthToImage:
@@ -31,13 +34,14 @@ class RollingDepthDepthToImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "depth": ("ROLLINGDEPTH_DEPTH", {"tooltip": "A depth video."}),
+            "depth": (ANY_DEPTH, {"tooltip": "A depth video, or converted depth (Convert Depth)."}),
             "colormap": (list(COLORMAPS), {
                 "default": "gray",
                 "tooltip": "gray, Spectral (the paper's figures) or a matplotlib-style map.",
             }),
             "invert": ("BOOLEAN", {
-                "default": False, "tooltip": "Off: nearer = brighter (inverse depth). On: nearer = darker.",
+                "default": False,
+                "tooltip": "Off: nearer = brighter (inverse depth and linear Z alike). On: nearer = darker.",
             }),
             "low_percentile": ("FLOAT", {
                 "default": 0.0, "min": 0.0, "max": 100.0, "step": 0.5,
@@ -100,13 +104,15 @@ class RollingDepthImageToDepth:
 
 
 class RollingDepthSaveDepth:
-    """Depth video -> float files in ComfyUI's output folder (EXR, 16-bit PNG, NPZ)."""
+    """Depth (a depth video or converted depth) -> float files in ComfyUI's output folder."""
 
     CATEGORY = "RollingDepth"
     DESCRIPTION = (
-        "Saves the raw depth (not a preview) into the output folder: float32 EXR per frame "
-        "(channel Z), 16-bit PNG per frame (+ range JSON to recover values) and/or one NPZ. "
-        "Each run is a new take; nothing is overwritten or written outside the output folder."
+        "Saves the raw depth (not a preview) into the output folder: EXR per frame, numbered like "
+        "the plate (NAME.depth.1001.exr; channel depth.Z or Z, float or half, lossless), 16-bit PNG "
+        "per frame (+ range JSON to recover values) and/or one NPZ. Linear Z from Convert Depth is "
+        "saved with its units and conversion in the EXR metadata; the spread can go in a second "
+        "channel. Each run is a new take; nothing is overwritten or written outside the output folder."
     )
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("paths",)
@@ -117,18 +123,38 @@ class RollingDepthSaveDepth:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "depth": ("ROLLINGDEPTH_DEPTH", {"tooltip": "A depth video."}),
+            "depth": (ANY_DEPTH, {"tooltip": "A depth video, or converted depth (Convert Depth)."}),
             "filename_prefix": ("STRING", {
                 "default": "rollingdepth/depth",
                 "tooltip": "Name inside the output folder; subfolders allowed, '..' and absolute paths not.",
             }),
-            "save_exr": ("BOOLEAN", {"default": True, "tooltip": "One float32 EXR per frame (Z channel)."}),
+            "save_exr": ("BOOLEAN", {
+                "default": True, "tooltip": "One EXR per frame, numbered like the plate.",
+            }),
             "save_png16": ("BOOLEAN", {
                 "default": False, "tooltip": "One 16-bit grey PNG per frame, one range for the clip.",
             }),
             "save_npz": ("BOOLEAN", {
                 "default": False,
-                "tooltip": "One compressed NumPy file with the whole clip (key inverse_depth).",
+                "tooltip": "One compressed NumPy file with the whole clip (key inverse_depth, z or "
+                           "normalized; frame_numbers; spread when there is one).",
+            }),
+        }, "optional": {  # added later: optional, so graphs and API prompts saved before still run
+            "exr_channel": (list(CHANNEL_CHOICES), {
+                "default": DEFAULT_CHANNEL,
+                "tooltip": "EXR channel of the depth: depth.Z (Nuke's depth layer; Houdini) or plain Z.",
+            }),
+            "exr_pixel_type": (list(PIXEL_TYPES), {
+                "default": "float",
+                "tooltip": "float (32-bit) or half (16-bit; values beyond 65504 clamped).",
+            }),
+            "exr_compression": (list(COMPRESSIONS), {
+                "default": "zip", "tooltip": "Lossless EXR compression: zip, piz, zips, rle or none.",
+            }),
+            "save_spread": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "Also write the spread (how much the snippets disagree, in the depth's units) "
+                           "as the EXR channel <layer>.spread (depth.spread). Needs depth from Co-align.",
             }),
         }}
 
@@ -147,12 +173,15 @@ class RollingDepthSaveDepth:
         return True
 
     @classmethod
-    def execute(cls, depth, filename_prefix, save_exr, save_png16, save_npz):
+    def execute(cls, depth, filename_prefix, save_exr, save_png16, save_npz, exr_channel=None,
+                exr_pixel_type=None, exr_compression=None, save_spread=None):
         chosen = dict(zip(DEPTH_FORMATS, (save_npz, save_exr, save_png16), strict=True))
         formats = tuple(name for name, on in chosen.items() if on)
         if not formats:
             raise InvalidSettings(NOTHING_TO_SAVE)
+        given = {"channel": exr_channel, "pixel_type": exr_pixel_type, "compression": exr_compression}
+        exr = ExrOptions(**{k: v for k, v in given.items() if v is not None}).with_spread(bool(save_spread))
         root = comfy_bridge.output_folder()
-        paths = save_depth_files(root, filename_prefix, convert.check_depth(depth).inverse_depth, formats)
+        paths = save_depth_files(root, filename_prefix, convert.check_any_depth(depth), formats, exr)
         listing = "\n".join(os.path.relpath(path, root) for path in paths)
         return {"ui": {"text": [listing]}, "result": (listing,)}

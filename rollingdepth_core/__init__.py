@@ -46,7 +46,11 @@ _LAZY = {
     "denoise_snippets": ".stages.denoise", "encode_frames": ".stages.encode",
     "refine_depth": ".stages.refine", "plan_snippets": ".stages.snippets",
     "Alignment": ".types", "DepthModel": ".types", "DepthVideo": ".types", "EncodedFrames": ".types",
-    "RunBatches": ".types", "SnippetDepths": ".types", "SnippetPlan": ".types",
+    "RunBatches": ".types", "SnippetDepths": ".types", "SnippetPlan": ".types", "ClipInfo": ".types",
+    # plates in, linear depth out (issue 10)
+    "ImageSequenceSource": ".io.plates", "ExrOptions": ".io.exr", "write_depth_sequence": ".io.exr",
+    "ConvertedDepth": ".conversion.converted", "DepthConversion": ".conversion.convert",
+    "convert_clip": ".conversion.convert", "convert_depth": ".conversion.convert",
 }
 
 
@@ -82,10 +86,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "CoalignSettings", "DepthModel",
-    "DepthResult", "DepthVideo", "EncodedFrames", "Hooks", "InvalidInput", "InvalidSettings",
-    "NumericalError", "OutputExists", "Preset", "RollingDepthError", "RunBatches", "SnippetDepths",
-    "SnippetPlan", "coalign", "coalign_depth", "denoise_snippets", "detect_cuts", "encode_frames",
+    "DEFAULT_REPO_ID", "PRESETS", "Alignment", "CheckpointError", "ClipInfo", "CoalignSettings",
+    "ConvertedDepth", "DepthConversion", "DepthModel", "DepthResult", "DepthVideo", "EncodedFrames",
+    "ExrOptions", "Hooks", "ImageSequenceSource", "InvalidInput", "InvalidSettings", "NumericalError",
+    "OutputExists", "Preset", "RollingDepthError", "RunBatches", "SnippetDepths", "SnippetPlan", "coalign",
+    "coalign_depth", "convert_clip", "convert_depth", "denoise_snippets", "detect_cuts", "encode_frames",
     "estimate_depth", "get_preset", "load_model", "make_noise", "merge_aligned", "merge_with_spread",
-    "normalize_depth", "plan_snippets", "refine_depth",
+    "normalize_depth", "plan_snippets", "refine_depth", "write_depth_sequence",
 ]

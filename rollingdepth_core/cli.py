@@ -35,11 +35,19 @@ from torch import Tensor
 from . import __version__
 from .coalign.methods import DEFAULT_METHOD, available_methods
 from .coalign.problem import CoalignSettings
+from .conversion.convert import MODES as CONVERSION_MODES
+from .conversion.convert import DepthConversion, convert_clip
+from .conversion.normalized import DEFAULT_PERCENTILES
+from .conversion.references import ORIGINS, parse_points
 from .errors import InvalidInput, InvalidSettings, RollingDepthError
 from .hooks import close_progress_bars, tqdm_hooks
 from .io.colormaps import is_colormap
+from .io.colour import resolve_colour
 from .io.cuts import check_cut_detection, detect_cuts
-from .io.frames import resize_depth
+from .io.depth_sources import DepthMapFiles
+from .io.exr import COMPRESSIONS, DEFAULT_CHANNEL, PIXEL_TYPES, ExrOptions
+from .io.frame_rates import exact_frame_rate
+from .io.image_files import WINDOWS
 from .io.outputs import (
     DEFAULT_COLORMAP,
     DEFAULT_KINDS,
@@ -50,9 +58,10 @@ from .io.outputs import (
 )
 from .io.outputs import write_clip as stage_clip
 from .io.outputs import write_outputs as write_planned
+from .io.plates import ColourConvertedSource, ImageSequenceSource
 from .io.result_set import ResultSet, check_output_folder
-from .io.sources import FrameRange, FrameSource, TensorSource, VideoFileSource
-from .io.video_files import probe_image_folder, read_image_folder
+from .io.sequences import parse_frame_range
+from .io.sources import FrameRange, FrameSource, TensorSource, VideoFileSource, clip_info, is_sequence_path
 from .model.checkpoint import DEFAULT_REPO_ID, load_model, preset_dtype, resolve_dtype
 from .pipeline import estimate_depth
 from .presets import PRESETS, Preset
@@ -81,6 +90,11 @@ CLI_WORDING = Wording("cli", {
     "num_iterations": "--coalign-iterations", "outputs": "--outputs", "colormap": "--colormap",
     "fps": "--fps", "source": "--model", "restore_size": "--restore-resolution",
     "existing": "--overwrite / --new-take",
+    "frame_range": "--frame-range", "colour_space": "--colour-space", "window": "--window",
+    "depth_conversion": "--depth", "near": "--near", "far": "--far", "units": "--units",
+    "low_percentile": "--percentiles (low)", "high_percentile": "--percentiles (high)",
+    "max_depth": "--max-depth", "exr_channel": "--exr-channel", "exr_pixel_type": "--exr-pixel-type",
+    "exr_compression": "--exr-compression", "spread": "--spread",
 })
 
 # The authors' options that have no job here, and what happens instead (a note, never an error).
@@ -132,6 +146,19 @@ class OptionalFlag(argparse.Action):
             namespace.flag_words = [*getattr(namespace, "flag_words", []), (option_string, values)]
 
 
+def frame_rate_option(text: str):
+    """``--fps``: 0 (the input's rate) or a rate, kept exact (23.976 = 24000/1001)."""
+    try:
+        return exact_frame_rate(text)
+    except InvalidSettings:
+        try:
+            return float(text)  # 0 (the input's rate), or a value `check_command` words as an error
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a frame rate like 24, 23.976 or 24000/1001; got {text!r}"
+            ) from None
+
+
 def batch_size(text: str) -> int | str:
     """A batch size argument: a whole number >= 1 or "auto"."""
     if text == AUTO:
@@ -152,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(inverse depth, larger = nearer).",
     )
     parser.add_argument("input", type=Path, nargs="?", default=None,
-                        help="video file or folder of images (sorted by name)")
+                        help="video file, image sequence (plate.####.exr, plate.%%04d.dpx, plate.@@@@.tif) "
+                        "or folder of images")
     parser.add_argument("-i", "--input-video", type=Path, default=None, dest="input_option",
                         help="the input, as the authors' tool spells it (instead of INPUT)")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("outputs"),
@@ -204,9 +232,49 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
                         help="first frame to read")
     frames.add_argument("--frame-count", "--frames", type=int, default=0, dest="frame_count",
                         help="frames to read (0: all)")
+    frames.add_argument("--frame-range", default=None, dest="frame_range", metavar="FIRST-LAST",
+                        help="frames to read, inclusive: frame numbers of an image sequence (1001-1100), "
+                        "frame indices of a video (0-99)")
     frames.add_argument("--split-at-cuts", action="store_true",
                         help="find the cuts (PySceneDetect, rollingdepth[farm]) and process each "
                         "segment as its own shot: NAME_<first>-<last>_depth..., original frame numbers")
+
+    plates = parser.add_argument_group("image sequences (plates) and colour")
+    plates.add_argument("--colour-space", "--colorspace", "--color-space", default="auto",
+                        dest="colour_space", metavar="NAME",
+                        help="colour space of the frames (default auto: half/float EXR = scene-linear "
+                        "Rec.709 through the standard view, 8/16-bit files = sRGB as stored; "
+                        "raw = no conversion; e.g. ACEScg, ACES2065-1, ACEScct, 'ARRI LogC3 (EI800)')")
+    plates.add_argument("--ocio-config", default=None, metavar="CONFIG",
+                        help="OpenColorIO config file or ocio:// URI (default: $OCIO, else the built-in "
+                        "ACES studio config)")
+    plates.add_argument("--view", default=None, help="view transform for scene-referred frames "
+                        "(default: the config's; studio config: 'ACES 2.0 - SDR 100 nits (Rec.709)')")
+    plates.add_argument("--layer", default=None, help="EXR layer to read (default: the RGB channels)")
+    plates.add_argument("--window", choices=WINDOWS, default="display",
+                        help="display: the frame (default); data: the stored pixels (keeps overscan)")
+
+    depth = parser.add_argument_group("depth conversion (what the written values are)")
+    depth.add_argument("--depth", choices=CONVERSION_MODES, default="inverse_depth", dest="depth_conversion",
+                       help="inverse_depth (default: the model's affine-invariant inverse depth), "
+                       "normalized (0..1, near = 1), planes (linear Z between --near and --far), fit (linear "
+                       "Z fitted to --fit-points / --fit-reference)")
+    depth.add_argument("--near", type=float, default=1.0, help="planes: distance of the near percentile (1)")
+    depth.add_argument("--far", type=float, default=100.0,
+                       help="planes: distance of the far percentile (100)")
+    depth.add_argument("--units", default="m", help="units of Z, a label (default m)")
+    depth.add_argument("--percentiles", default=",".join(f"{p:g}" for p in DEFAULT_PERCENTILES),
+                       metavar="LOW,HIGH", help="clip-wide percentiles of normalized/planes (default 1,99)")
+    depth.add_argument("--fit-points", default=None, metavar="FILE_OR_TEXT",
+                       help="fit: known distances, 'frame x y Z' per line (a file, or the text itself; "
+                       "frame = frame number, x/y = pixel of the input)")
+    depth.add_argument("--points-origin", choices=ORIGINS, default="top-left",
+                       help="where row 0 of --fit-points is: top-left (default) or bottom-left (Nuke)")
+    depth.add_argument("--fit-reference", type=Path, default=None, metavar="DEPTH",
+                       help="fit: metric depth maps (Z): an EXR sequence or folder (channel depth.Z, Z, Y "
+                       "or R), or a .npy/.npz array N H W; sequences are matched by frame number")
+    depth.add_argument("--max-depth", type=float, default=None,
+                       help="fit: clamp farther pixels (and any the fit puts beyond infinity) to this")
 
     memory = parser.add_argument_group("memory and speed")
     memory.add_argument("--snippets-per-batch", type=batch_size, default=AUTO,
@@ -234,11 +302,22 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
     outputs.add_argument("--colormap", "--cmap", "--color-maps", nargs="+", default=[DEFAULT_COLORMAP],
                          dest="colormap", metavar="MAP",
                          help="colour map(s) of the preview video; more than one writes one preview each")
-    outputs.add_argument("--fps", "--output-fps", type=float, default=None, dest="fps",
-                         help="frame rate of the preview (default or 0: the input's)")
-    outputs.add_argument("--restore-resolution", "--restore-res", action=OptionalFlag, default=False,
+    outputs.add_argument("--fps", "--output-fps", type=frame_rate_option, default=None, dest="fps",
+                         help="frame rate of the outputs (default or 0: the input's; image sequences "
+                         "without one in their headers: 24); 23.976 or 24000/1001 is kept exactly")
+    outputs.add_argument("--restore-resolution", "--restore-res", action=OptionalFlag, default=None,
                          dest="restore_resolution",
-                         help="write depth at the input resolution instead of the processing one")
+                         help="write depth at the input resolution (default for image sequences, at "
+                         "their pixel aspect) instead of the processing one (default for videos)")
+    outputs.add_argument("--exr-channel", default=DEFAULT_CHANNEL,
+                         help="EXR channel of the depth: depth.Z (default; Nuke, Houdini) or Z")
+    outputs.add_argument("--exr-pixel-type", choices=PIXEL_TYPES, default="float",
+                         help="EXR pixel type (default float; half clamps beyond 65504)")
+    outputs.add_argument("--exr-compression", choices=COMPRESSIONS, default="zip",
+                         help="EXR compression, lossless only (default zip)")
+    outputs.add_argument("--spread", action="store_true",
+                         help="also write the spread of the predictions (EXR channel <layer>.spread, NPZ "
+                         "key spread): per pixel, how much the snippets disagree (same units as the depth)")
     existing = outputs.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
                           help="replace results of the same name in the output folder (the whole set)")
@@ -361,9 +440,18 @@ def settings_from_args(args: argparse.Namespace) -> Preset:
 def output_options(args: argparse.Namespace) -> OutputOptions:
     """What to write, from ``--outputs``, ``--colormap`` and ``--fps`` (checked)."""
     args = _normalized(args)
-    values = check_settings({"outputs": args.outputs, "colormap": list(getattr(args, "colormaps", ()))
-                             or [args.colormap], "fps": args.fps}, CLI_WORDING)
-    return OutputOptions(kinds=values["outputs"], colormaps=values["colormap"], fps=values["fps"])
+    fps = getattr(args, "fps", None)
+    values = check_settings({
+        "outputs": args.outputs, "colormap": list(getattr(args, "colormaps", ())) or [args.colormap],
+        "fps": float(fps) if fps is not None else None,
+        "exr_channel": getattr(args, "exr_channel", DEFAULT_CHANNEL),
+        "exr_pixel_type": getattr(args, "exr_pixel_type", "float"),
+        "exr_compression": getattr(args, "exr_compression", "zip"), "spread": getattr(args, "spread", False),
+    }, CLI_WORDING)
+    exr = ExrOptions(values["exr_channel"], values["exr_pixel_type"], values["exr_compression"])
+    exr = exr.with_spread(values["spread"])
+    exr.check()
+    return OutputOptions(kinds=values["outputs"], colormaps=values["colormap"], fps=fps, exr=exr)
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -401,6 +489,36 @@ class CheckedCommand:
     device: torch.device
     dtype: str
     existing: str
+    conversion: DepthConversion = DepthConversion()
+
+
+def depth_conversion(args: argparse.Namespace) -> DepthConversion:
+    """The depth conversion of ``--depth``, ``--near``, ``--far``, ``--units``, ``--percentiles``,
+    ``--max-depth`` (checked; the fit's references are checked with the input, `conversion_job`)."""
+    text = str(getattr(args, "percentiles", "1,99"))
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidSettings(f"--percentiles must be LOW,HIGH such as 1,99; got {text!r}.") from None
+    values = check_settings({
+        "depth_conversion": getattr(args, "depth_conversion", "inverse_depth"), "near": args.near,
+        "far": args.far, "units": args.units, "low_percentile": low, "high_percentile": high,
+        "max_depth": args.max_depth,
+    }, CLI_WORDING)
+    conversion = DepthConversion(values["depth_conversion"], values["near"], values["far"], low, high,
+                                 values["units"], values["max_depth"])
+    conversion.check()
+    fit = conversion.mode == "fit"
+    given = args.fit_points is not None or args.fit_reference is not None
+    if fit and not given:
+        raise InvalidSettings("--depth fit needs known depth: --fit-points and/or --fit-reference.")
+    if given and not fit:
+        raise InvalidSettings("--fit-points and --fit-reference are only used with --depth fit.")
+    if fit and getattr(args, "split_at_cuts", False):
+        raise InvalidSettings(
+            "--depth fit with --split-at-cuts: each shot needs its own reference; fit the shots one by one."
+        )
+    return conversion
 
 
 def check_command(args: argparse.Namespace) -> CheckedCommand:
@@ -414,8 +532,12 @@ def check_command(args: argparse.Namespace) -> CheckedCommand:
         "seed": args.seed, "start_frame": args.start_frame, "frame_count": args.frame_count,
         "snippets_per_batch": args.snippets_per_batch, "vae_batch_size": args.vae_batch_size,
         "storage_dir": args.storage_dir, "coalign_method": args.coalign_method,
-        "device": args.device, "restore_size": args.restore_resolution,
+        "device": args.device, "restore_size": bool(args.restore_resolution),
+        "frame_range": getattr(args, "frame_range", None), "window": getattr(args, "window", "display"),
     }, CLI_WORDING)
+    if getattr(args, "frame_range", None) and (args.start_frame or args.frame_count):
+        raise InvalidSettings("Give either --frame-range or --start-frame / --frame-count, not both.")
+    conversion = depth_conversion(args)
     if args.coalign_iterations is not None:
         check_settings({"num_iterations": args.coalign_iterations}, CLI_WORDING)
     options = output_options(args)
@@ -423,7 +545,7 @@ def check_command(args: argparse.Namespace) -> CheckedCommand:
         check_cut_detection()
     device = values["device"] or default_device()
     dtype = args.dtype or preset_dtype(settings.dtype, device)  # a preset's fp16 is fp32 on a CPU
-    return CheckedCommand(settings, options, torch.device(device), dtype, existing_policy(args))
+    return CheckedCommand(settings, options, torch.device(device), dtype, existing_policy(args), conversion)
 
 
 # --- the input and the outputs ------------------------------------------------------------
@@ -470,39 +592,132 @@ class ClipOutputs:
 
 
 def input_name(path: Path) -> str:
-    """NAME of the outputs: the file's stem, or the folder's name."""
+    """NAME of the outputs: an image sequence's name (``plate`` for ``plate.####.exr``), the
+    file's stem, or the folder's name."""
+    if is_sequence_path(path) and not path.is_dir():
+        from .io.sequences import pattern_from_text
+
+        pattern = pattern_from_text(path)
+        if pattern is not None:
+            return pattern.name
     return path.stem if path.is_file() else path.name
 
 
 def probe_input(path: Path, start: int, count: int) -> tuple[int, tuple[int, int], bool]:
-    """`(frames, (H0, W0), is an image folder)` of the input, without reading the clip.
+    """`(frames, (H0, W0), frames held in memory)` of the input, without reading the clip.
 
     Raises:
         InvalidInput: the input does not exist, is not a video, or the frame range is empty.
     """
+    opened = open_input(path, start, count, PRESETS["fast"], show=False)
+    return opened.frames.num_frames, opened.input_size, False
+
+
+def _colour_options(args: argparse.Namespace | None) -> dict:
+    if args is None:
+        return {}
+    return {"colour_space": getattr(args, "colour_space", "auto"),
+            "config": getattr(args, "ocio_config", None), "view": getattr(args, "view", None)}
+
+
+def open_input(
+    path: Path, start: int, count: int, settings: Preset, show: bool = True,
+    args: argparse.Namespace | None = None,
+) -> OpenedInput:
+    """Open the input, lazily: frames are read batch by batch as the stages need them.
+
+    Image sequences (a pattern, a folder, an image) are checked up front (every frame there,
+    readable, one size; headers only) and colour-converted as they are read (``--colour-space``,
+    OpenColorIO); videos are decoded and resized batch by batch. ``--frame-range`` picks frames
+    by number (sequences) or index (videos); ``start``/``count`` then count from its first frame.
+    """
+    frame_range = getattr(args, "frame_range", None) if args is not None else None
+    colour = _colour_options(args)
+    if is_sequence_path(path):
+        plate = ImageSequenceSource(
+            path, frame_range, layer=getattr(args, "layer", None), window=getattr(args, "window", "display"),
+            frame_rate=getattr(args, "fps", None), hooks=tqdm_hooks("scan", disable=not show), **colour,
+        )
+        frames = FrameRange(plate, start, count)
+        clip = clip_info(frames)
+        logger.info("Reading %d frames (%s, %dx%d) as they are needed.", frames.num_frames,
+                    f"frames {clip.frame_numbers[0]}-{clip.frame_numbers[-1]} of {plate.sequence.name}",
+                    plate.stored_size[1], plate.stored_size[0])
+        return OpenedInput(frames, settings, frames.input_size, plate.frame_rate, start)
     if not path.exists():
-        raise InvalidInput(f"Input {path} does not exist. Give a video file or a folder of images.")
-    if path.is_dir():
-        num_frames, size = probe_image_folder(path, start, count)
-        return num_frames, size, True
-    frames = FrameRange(VideoFileSource(path), start, count)
-    return frames.num_frames, frames.input_size, False
-
-
-def open_input(path: Path, start: int, count: int, settings: Preset, show: bool = True) -> OpenedInput:
-    """Open a video (decoded lazily) or read an image folder (now, at processing size)."""
-    if path.is_dir():  # images are read now, at processing size
-        clip = read_image_folder(path, start, count, settings.processing_resolution,
-                                 tqdm_hooks("read", disable=not show))
-        logger.info("Read %d frames (%dx%d) from %s.", len(clip.frames), clip.input_size[1],
-                    clip.input_size[0], path)
-        return OpenedInput(clip.frames, dataclasses.replace(settings, processing_resolution=0),
-                           clip.input_size, clip.fps, start)
+        raise InvalidInput(
+            f"Input {path} does not exist. Give a video file, an image sequence (plate.####.exr) or a folder."
+        )
+    if frame_range is not None:
+        first, last = parse_frame_range(frame_range)
+        start, count = first, last - first + 1
     # a video is decoded batch by batch as the stages need it, resized as it is decoded
-    frames = FrameRange(VideoFileSource(path), start, count)
+    video = VideoFileSource(path)
+    source = video
+    if colour and colour["colour_space"].lower() not in ("auto", "raw"):
+        source = ColourConvertedSource(video, resolve_colour(colour["colour_space"], False, colour["config"],
+                                                             None, colour["view"]))
+    frames = FrameRange(source, start, count)
     logger.info("Reading %d frames (%dx%d) from %s as they are needed.", frames.num_frames,
                 frames.input_size[1], frames.input_size[0], path)
-    return OpenedInput(frames, settings, frames.input_size, frames.fps, start)
+    return OpenedInput(frames, settings, frames.input_size, video.frame_rate, start)
+
+
+@dataclass(frozen=True)
+class ConversionJob:
+    """The depth conversion of a run, with its references read and checked against the input.
+
+    Attributes:
+        conversion: the settings.
+        points_text: known distances (``frame x y Z`` lines; "" for none).
+        origin: where row 0 of the points is.
+        reference: metric depth maps (read one at a time) or None.
+        reference_frames: the clip frame index of each map.
+    """
+
+    conversion: DepthConversion
+    points_text: str = ""
+    origin: str = "top-left"
+    reference: object | None = None
+    reference_frames: list[int] | None = None
+
+
+def conversion_job(
+    args: argparse.Namespace, conversion: DepthConversion, opened: OpenedInput
+) -> ConversionJob:
+    """The references of ``--depth fit`` read and checked (frames, pixels) before the model loads.
+
+    Raises:
+        InvalidSettings: points that name frames outside the clip, pixels outside the picture,
+            fewer than two, malformed lines.
+        InvalidInput: reference depth that cannot be read or covers no frame of the clip.
+    """
+    if conversion.mode != "fit":
+        return ConversionJob(conversion)
+    clip = clip_info(opened.frames)
+    numbers = clip.numbers_for(opened.frames.num_frames) if clip is not None else None
+    grid = clip.stored_size if clip is not None and clip.stored_size else opened.input_size
+    points_text = ""
+    origin = getattr(args, "points_origin", "top-left")
+    if args.fit_points is not None:
+        given = str(args.fit_points)
+        points_text = Path(given).read_text() if Path(given).is_file() else given
+        parse_points(points_text, numbers, grid, origin)  # fails now, not after the run
+    reference = frames = None
+    if args.fit_reference is not None:
+        maps = DepthMapFiles(args.fit_reference)
+        indices, frames = maps.clip_frames(numbers)
+        reference = maps.subset(indices)
+    return ConversionJob(conversion, points_text, origin, reference, frames)
+
+
+def run_metadata(args: argparse.Namespace, settings: Preset) -> dict:
+    """What the EXR headers say about the run (besides what the values are)."""
+    return {
+        "preset": args.preset, "model": str(args.model), "seed": int(args.seed),
+        "coalign_method": args.coalign_method, "processing_resolution": int(settings.processing_resolution),
+        "refine_steps": int(settings.refine_steps), "software": f"rollingdepth {__version__}",
+    }
 
 
 def frame_slice(frames: Tensor | FrameSource, start: int, stop: int) -> Tensor | FrameSource:
@@ -543,7 +758,7 @@ def write_outputs(
 def process_input(
     model: DepthModel, args: argparse.Namespace, out_dir: Path, name: str | None = None,
     first_frame: int | None = None, frame_prefix: str | None = None, show: bool = True,
-    opened: OpenedInput | None = None, results: ResultSet | None = None,
+    opened: OpenedInput | None = None, results: ResultSet | None = None, job: ConversionJob | None = None,
 ) -> list[ClipOutputs]:
     """Depth of ``args.input`` (frame range, cuts and settings from ``args``) with a loaded model,
     written to ``out_dir``: one `ClipOutputs` per segment (one without ``--split-at-cuts``).
@@ -563,6 +778,7 @@ def process_input(
         opened: the input, when the caller already opened it (`open_input`).
         results: the planned result set (default: planned here, from ``--overwrite`` /
             ``--new-take``; results of the same name stop the run before any work).
+        job: the depth conversion with its references (default: from ``args``).
     """
     args = _normalized(args)
     settings = settings_from_args(args)
@@ -572,7 +788,11 @@ def process_input(
         results = plan_outputs(out_dir, name, options, existing_policy(args), segments=args.split_at_cuts,
                                wording=CLI_WORDING)
     if opened is None:
-        opened = open_input(args.input, args.start_frame, args.frame_count, settings, show)
+        opened = open_input(args.input, args.start_frame, args.frame_count, settings, show, args)
+    if job is None:
+        job = conversion_job(args, depth_conversion(args), opened)
+    restore = restore_resolution(args, opened)
+    metadata = run_metadata(args, opened.settings)
     stem = results.stem  # NAME, or NAME_take<k> for a new take
     total = opened.frames.num_frames if not isinstance(opened.frames, Tensor) else len(opened.frames)
     segments = [(0, total)]
@@ -593,15 +813,27 @@ def process_input(
                 coalign_method=args.coalign_method, coalign_settings=coalign_settings(args),
                 snippets_per_batch=args.snippets_per_batch, vae_batch_size=args.vae_batch_size,
                 storage_dir=args.storage_dir, hooks_for=lambda stage: tqdm_hooks(stage, disable=not show),
-                wording=CLI_WORDING,
+                spread=options.exr.spread_channel is not None, wording=CLI_WORDING,
             )
-            depth = result.depth.inverse_depth
-            if args.restore_resolution and tuple(depth.shape[-2:]) != tuple(opened.input_size):
-                depth = resize_depth(depth, opened.input_size)
+            depth, report = convert_clip(
+                result.depth, job.conversion, "plate" if restore else "depth", job.points_text, job.origin,
+                job.reference, job.reference_frames,
+            )
+            logger.info("%s: %s", clip_name, report.replace("\n", "; "))
             written = stage_clip(staging, clip_name, depth, options, opened.fps, clip_first,
-                                 frame_prefix or stem)
-            clips.append(ClipOutputs(clip_name, clip_first, len(depth), written, result.timings))
+                                 frame_prefix or stem, metadata)
+            clips.append(ClipOutputs(clip_name, clip_first, depth.num_frames, written, result.timings))
     return clips
+
+
+def restore_resolution(args: argparse.Namespace, opened: OpenedInput) -> bool:
+    """``--restore-resolution``, or by default: on for image sequences (outputs at the plate's
+    size and pixel aspect), off for videos (the processing size)."""
+    chosen = getattr(args, "restore_resolution", None)
+    if chosen is not None:
+        return bool(chosen)
+    clip = clip_info(opened.frames) if not isinstance(opened.frames, Tensor) else None
+    return clip is not None and clip.display_window is not None
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -618,7 +850,9 @@ def run(args: argparse.Namespace) -> list[ClipOutputs]:
     command = check_command(args)
     show = not args.quiet
     tic = time.perf_counter()
-    num_frames, input_size, is_folder = probe_input(args.input, args.start_frame, args.frame_count)
+    opened = open_input(args.input, args.start_frame, args.frame_count, command.settings, show, args)
+    job = conversion_job(args, command.conversion, opened)
+    num_frames, input_size = opened.frames.num_frames, opened.input_size
     out_dir = check_output_folder(args.output_dir)
     results = plan_outputs(out_dir, input_name(args.input), command.options, command.existing,
                            segments=args.split_at_cuts, wording=CLI_WORDING)
@@ -626,12 +860,12 @@ def run(args: argparse.Namespace) -> list[ClipOutputs]:
         command.settings, num_frames, input_size, command.device,
         resolve_dtype(command.dtype, command.device, warn=False),
         architecture_from_folder(args.model), args.snippets_per_batch, args.vae_batch_size,
-        args.storage_dir, args.restore_resolution, frames_in_memory=is_folder, wording=CLI_WORDING,
+        args.storage_dir, restore_resolution(args, opened), frames_in_memory=False, wording=CLI_WORDING,
+        spread=command.options.exr.spread_channel is not None,
     )
-    opened = open_input(args.input, args.start_frame, args.frame_count, command.settings, show)
     model = load_model(args.model, device=command.device, dtype=command.dtype, local_dir=args.model_dir,
                        allow_download=not args.offline, show_progress=show, wording=CLI_WORDING)
-    clips = process_input(model, args, out_dir, show=show, opened=opened, results=results)
+    clips = process_input(model, args, out_dir, show=show, opened=opened, results=results, job=job)
     for clip in clips:
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in clip.timings.items())
         logger.info("%s: %d frames (%s). Wrote %s.", clip.name, clip.num_frames, timing,

@@ -147,7 +147,7 @@ def estimate_depth(
         snippets_per_batch, vae_batch_size = batches.snippets, batches.vae
     settings, plan = check_run(
         model, source, settings, seed, coalign_method, coalign_settings, snippets_per_batch,
-        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording,
+        vae_batch_size, restore_size, storage_dir, hooks_for, noise, wording, spread,
     )
     if isinstance(hooks_for, Hooks):  # one progress for the whole run
         hooks_for = weighted_stage_hooks(hooks_for, stage_costs(plan, settings))

@@ -19,8 +19,12 @@ import os
 from collections.abc import Callable, Mapping
 
 from .coalign.methods import available_methods
+from .conversion.convert import MODES as CONVERSION_MODES
 from .errors import InvalidSettings
 from .io.colormaps import COLORMAPS, is_colormap
+from .io.exr import COMPRESSIONS as EXR_COMPRESSIONS
+from .io.exr import PIXEL_TYPES as EXR_PIXEL_TYPES
+from .io.image_files import WINDOWS
 from .io.outputs import parse_kinds
 from .io.result_set import EXISTING_POLICIES
 from .presets import PRESETS, Preset, parse_dilations
@@ -139,6 +143,33 @@ def _outputs(value: object, setting: str, wording: Wording) -> tuple[str, ...]:
         raise InvalidSettings(str(error).replace("outputs", wording.name(setting), 1)) from None
 
 
+def _frame_range(value: object, setting: str, wording: Wording) -> object:
+    from .io.sequences import parse_frame_range
+
+    try:
+        return parse_frame_range(value)
+    except InvalidSettings as error:
+        raise InvalidSettings(f"{wording.name(setting)}: {error}") from None
+
+
+def _colour_space(value: object, setting: str, wording: Wording) -> str:
+    from .io.colour import check_colour_space
+
+    if not isinstance(value, str):
+        raise InvalidSettings(f"{wording.name(setting)} must be a colour space name; {_got(value)}.")
+    try:
+        check_colour_space(value)
+    except InvalidSettings as error:
+        raise InvalidSettings(f"{wording.name(setting)}: {error}") from None
+    return value
+
+
+def _text(value: object, setting: str, wording: Wording) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSettings(f"{wording.name(setting)} must be a non-empty text; {_got(value)}.")
+    return value.strip()
+
+
 def _device(value: object, setting: str, wording: Wording) -> object:
     if value is None:
         return None
@@ -181,6 +212,20 @@ SETTINGS: dict[str, Check] = {
     "existing": choice(EXISTING_POLICIES),
     "low_percentile": number(0.0, 100.0),
     "high_percentile": number(0.0, 100.0),
+    # plates in, depth conversion, EXR out (issue 10; the combined checks are in
+    # `conversion.DepthConversion.check` and `io.exr.ExrOptions.check`)
+    "frame_range": optional(_frame_range),
+    "colour_space": _colour_space,
+    "window": choice(WINDOWS),
+    "depth_conversion": choice(CONVERSION_MODES),
+    "near": number(0.0, above=True),
+    "far": number(0.0, above=True),
+    "units": _text,
+    "max_depth": optional(number(0.0, above=True)),
+    "exr_channel": _text,
+    "exr_pixel_type": choice(EXR_PIXEL_TYPES),
+    "exr_compression": choice(EXR_COMPRESSIONS),
+    "spread": flag,
 }
 
 
@@ -199,6 +244,11 @@ def check_settings(values: Mapping[str, object], wording: Wording = API) -> dict
         raise InvalidSettings(
             f"{wording.name('low_percentile')} must be below {wording.name('high_percentile')}; "
             f"got {low} and {high}."
+        )
+    near, far = checked.get("near"), checked.get("far")
+    if near is not None and far is not None and not near < far:
+        raise InvalidSettings(
+            f"{wording.name('near')} must be nearer than {wording.name('far')}; got {near} and {far}."
         )
     return checked
 
@@ -238,6 +288,7 @@ def check_run(
     hooks_for,
     noise=None,
     wording: Wording = API,
+    spread: bool = False,
 ):
     """Everything `estimate_depth` is given, checked before it encodes a single frame.
 
@@ -268,6 +319,7 @@ def check_run(
     check_settings({
         "seed": seed, "coalign_method": coalign_method, "snippets_per_batch": snippets_per_batch,
         "vae_batch_size": vae_batch_size, "restore_size": restore_size, "storage_dir": storage_dir,
+        "spread": spread,
     }, wording)
     if not isinstance(coalign_settings, CoalignSettings):
         raise InvalidSettings(
@@ -290,7 +342,7 @@ def check_run(
     check_run_memory(
         settings, source.num_frames, source.input_size, model.device, model.dtype, architecture_of(model),
         snippets_per_batch, vae_batch_size, storage_dir, restore_size, weights_loaded=True, plan=plan,
-        wording=wording,
+        wording=wording, spread=spread,
     )
     return settings, plan
 
@@ -310,6 +362,7 @@ def check_run_memory(
     weights_loaded: bool = False,
     plan=None,
     wording: Wording = API,
+    spread: bool = False,
 ) -> None:
     """Refuse a run that cannot fit in free host or device memory (`memory_estimate`).
 
@@ -328,6 +381,7 @@ def check_run_memory(
         weights_loaded: the weights are on the device already.
         plan: the clip's `SnippetPlan` (made here when None).
         wording: how the message names the settings.
+        spread: the run keeps the spread of the predictions too.
 
     Raises:
         InvalidSettings: with the estimate, its largest parts and the free memory.
@@ -345,7 +399,7 @@ def check_run_memory(
         num_frames, size, plan.num_snippets * plan.snippet_length, dtype, device, architecture,
         input_size, snippets_on_disk=storage_dir is not None, frames_in_memory=frames_in_memory,
         restore_size=restore_size, weights_loaded=weights_loaded, snippets_per_batch=snippets_per_batch,
-        vae_batch_size=vae_batch_size, snippet_length=plan.snippet_length,
+        vae_batch_size=vae_batch_size, snippet_length=plan.snippet_length, spread=spread,
     )
     check_memory(
         estimate, device, f"{num_frames} frame(s) at {size[1]}x{size[0]}",

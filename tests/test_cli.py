@@ -11,7 +11,7 @@ import torch
 
 from rollingdepth_core import PRESETS, CoalignSettings, estimate_depth
 from rollingdepth_core.cli import build_parser, main, settings_from_args
-from rollingdepth_core.io.export import save_video
+from rollingdepth_core.io.export import read_exr, save_video
 from rollingdepth_core.io.sources import VideoFileSource
 from rollingdepth_core.io.video_files import read_clip
 
@@ -38,7 +38,9 @@ def test_cli_writes_every_output_and_matches_the_api(clip_path, tmp_path, tiny_m
                               coalign_method="reference", coalign_settings=CoalignSettings(num_iterations=40))
     np.testing.assert_allclose(depth, expected.depth.inverse_depth.numpy(), rtol=0, atol=1e-5)
     assert len(list((out / "walk_depth_png16").glob("walk_*.png"))) == 7
-    assert len(list((out / "walk_depth_exr").glob("walk_*.exr"))) == 7
+    exrs = sorted((out / "walk_depth_exr").glob("walk.depth.*.exr"))  # numbered like the frames
+    assert [p.name for p in exrs] == [f"walk.depth.{i:04d}.exr" for i in range(7)]
+    np.testing.assert_array_equal(read_exr(exrs[3], "depth.Z"), depth[3])
     assert (out / "walk_depth_preview.mp4").stat().st_size > 0
 
 

@@ -24,6 +24,7 @@ from rollingdepth_core.cli import main
 from rollingdepth_core.io import outputs
 from rollingdepth_core.io.export import save_video
 from rollingdepth_core.runtime import memory_estimate
+from rollingdepth_core.types import DepthVideo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +48,8 @@ def stub_run(monkeypatch):
         calls.estimate.append(dict(frames=frames, settings=settings, **kwargs))
         size = frames.input_size if settings.processing_resolution == 0 else (24, 32)
         depth = torch.linspace(0, 1, frames.num_frames * size[0] * size[1]).reshape(frames.num_frames, *size)
-        return SimpleNamespace(depth=SimpleNamespace(inverse_depth=depth), timings={"stub": 0.0})
+        video = DepthVideo(inverse_depth=depth, clip=getattr(frames, "clip", None))  # as estimate_depth's
+        return SimpleNamespace(depth=video, timings={"stub": 0.0})
 
     monkeypatch.setattr(cli, "load_model", load_model)
     monkeypatch.setattr(cli, "estimate_depth", estimate_depth)

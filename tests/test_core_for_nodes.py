@@ -112,11 +112,12 @@ def test_save_depth_files_takes_and_formats(tmp_path):
     folder = tmp_path / "clips"
     assert first[0] == folder / "depth_00001.npz"
     assert sorted(p.name for p in (folder / "depth_00001_exr").iterdir()) == [
-        "depth_00000.exr", "depth_00001.exr"
+        "depth.depth.0000.exr", "depth.depth.0001.exr"
     ]
     assert (folder / "depth_00001_png16" / "depth_range.json") in first
     np.testing.assert_allclose(np.load(first[0])["inverse_depth"], depth.numpy())
-    np.testing.assert_allclose(export.read_exr(folder / "depth_00001_exr" / "depth_00001.exr"), depth[1])
+    exr_frame = export.read_exr(folder / "depth_00001_exr" / "depth.depth.0001.exr", "depth.Z")
+    np.testing.assert_allclose(exr_frame, depth[1])
     lo_hi = json.loads((folder / "depth_00001_png16" / "depth_range.json").read_text())
     assert lo_hi["min"] == 0.0 and lo_hi["max"] == pytest.approx(1.0)
     second = export.save_depth_files(tmp_path, "clips/depth", depth)

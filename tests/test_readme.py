@@ -9,7 +9,8 @@ undefined `frames`), with these substitutions, and only these:
   given on a command line) -> 64 px: the tiny model at 768 px takes minutes on a CPU;
 - the disk example's clip ``1000, 432, 768`` -> ``40, 24, 32`` (6 GB of files otherwise);
 - ``rollingdepth ...`` -> ``python -m rollingdepth_core ...`` of this interpreter, with
-  ``-m <tiny checkpoint>`` added.
+  ``-m <tiny checkpoint>`` added;
+- ``workflows/...`` (the sample plate) is the repository's: each block's folder links it.
 
 Commands that cannot run here are listed in `NOT_RUN` with the reason; a block with a command
 that is neither run nor listed fails this test (classify it there).
@@ -80,6 +81,7 @@ def my_video(tmp_path_factory) -> Path:
 def in_folder(folder: Path, my_video: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "my_video.mp4").write_bytes(my_video.read_bytes())
+    (folder / "workflows").symlink_to(ROOT / "workflows", target_is_directory=True)
     return folder
 
 
@@ -136,5 +138,11 @@ def test_command_lines_run_as_written(tiny_model_dir, my_video, tmp_path):
         words = substitute_command(shlex.split(command), tiny_model_dir)
         result = subprocess.run(words, cwd=folder, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{command}\n{result.stderr}"
+        if "rollingdepth_plate" in command:  # the sample plate, to linear Z with its frame numbers
+            out = folder / words[words.index("-o") + 1]
+            with np.load(out / "rollingdepth_plate_depth.npz") as data:
+                assert data["z"].shape == (24, 54, 96) and data["frame_numbers"][0] == 1001
+            assert (out / "rollingdepth_plate_depth_exr" / "rollingdepth_plate.depth.1024.exr").is_file()
+            continue
         with np.load(folder / "outputs" / "my_video_depth.npz") as data:
             assert data["inverse_depth"].shape[0] == 8

@@ -19,12 +19,23 @@ const { chromium } = require('playwright-core');
 
 const CLIP = 'rollingdepth_sample.mp4';
 const DEPTH_CLIP = 'rollingdepth_sample_depth.mp4';
+const PLATE = 'rollingdepth_plate/rollingdepth_plate.####.exr';
 
 // A graph: nodes {key: [type, {widget: value}, [x, y], title?, [w, h]?]} and links [from, output, to, input]
 // (outputs and inputs by name). Notes are front-end-only nodes (not in the API twin).
 const NOTE_INPUT = `Sample clips: copy ${CLIP} and ${DEPTH_CLIP} from this pack's workflows/input/ folder into ComfyUI/input/ (or pick your own video).\n` +
   'Model: RollingDepth Load Model downloads prs-eth/rollingdepth-v1-0 into models/rollingdepth/ on first use.\n' +
   'The RollingDepth nodes read the VIDEO directly, decoded lazily at processing size (long clips never fill RAM); an IMAGE batch works too.';
+
+const NOTE_PLATE = 'Sample plate: copy the folder rollingdepth_plate/ from this pack\'s workflows/input/ into ComfyUI/input/ ' +
+  '(24 half-float EXR frames 1001-1024, scene-linear Rec.709, 23.976 fps; made by tools/make_sample_plate.py), or give your own pattern ' +
+  '(plate.####.exr, plate.%04d.dpx, an absolute path).\n' +
+  'Load Plate Sequence checks every frame first (missing ones are listed by number), then reads them lazily and converts ' +
+  'their colour with OpenColorIO (auto: float EXR = scene-linear through the ACES 2.0 SDR view; 8/16-bit = sRGB).\n' +
+  'Convert Depth, planes: the clip\'s nearest surfaces at 1 m, farthest at 8 m (linear Z). For a fit to known distances, ' +
+  'set mode = fit and paste rollingdepth_plate/points.txt (frame x y Z) into points: the report gives the residual.\n' +
+  'Save Depth writes output/rollingdepth/plate_z_00001_exr/plate_z.depth.1001.exr ... (channel depth.Z, Z in m, and ' +
+  'depth.spread: how much the snippets disagree), at the plate\'s size, with what the values are in the EXR metadata.';
 
 function videoIn(x, y) {
   return {
@@ -145,6 +156,32 @@ const WORKFLOWS = {
       ] },
     videoOut('out', 2120, 60, 'rollingdepth/refined_other', ['stitch', 'IMAGE']),
   ),
+  '05_plate_exr_to_linear_z': {
+    nodes: {
+      plate: ['RollingDepthLoadPlateSequence', { sequence: PLATE, colour_space: 'auto' }, [40, 60]],
+      info: ['PreviewAny', {}, [40, 420]],
+      model: ['RollingDepthLoadModel', {}, [40, 620]],
+      note: ['Note', { text: NOTE_PLATE }, [40, 800], undefined, [360, 330]],
+      plan: ['RollingDepthSampleSnippets', { dilations: '1,25' }, [440, 60]],
+      denoise: ['RollingDepthDenoiseSnippets', { processing_resolution: 768 }, [780, 60]],
+      coalign: ['RollingDepthCoalign', {}, [1120, 60]],
+      convert: ['RollingDepthConvertDepth', { mode: 'planes', near: 1.0, far: 8.0, units: 'm' }, [1460, 60]],
+      report: ['PreviewAny', {}, [1460, 600]],
+      save: ['RollingDepthSaveDepth', { filename_prefix: 'rollingdepth/plate_z', save_exr: true, exr_channel: 'depth.Z', save_spread: true }, [1880, 60]],
+      paths: ['PreviewAny', {}, [1880, 450]],
+      image: ['RollingDepthDepthToImage', { colormap: 'Spectral' }, [2240, 60]],
+      preview: ['PreviewImage', {}, [2240, 330], undefined, [300, 260]],
+    },
+    links: [
+      ['plate', 'info', 'info', 'source'],
+      ['plate', 'video', 'plan', 'video'],
+      ['model', 'model', 'denoise', 'model'], ['plate', 'video', 'denoise', 'video'], ['plan', 'plan', 'denoise', 'plan'],
+      ['denoise', 'snippet_depths', 'coalign', 'snippet_depths'],
+      ['coalign', 'depth', 'convert', 'depth'], ['convert', 'report', 'report', 'source'],
+      ['convert', 'depth', 'save', 'depth'], ['save', 'paths', 'paths', 'source'],
+      ['convert', 'depth', 'image', 'depth'], ['image', 'images', 'preview', 'images'],
+    ],
+  },
 };
 
 // widget -> value used in the API twins (see the header)

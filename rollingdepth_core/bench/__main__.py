@@ -1,4 +1,4 @@
-"""``python -m rollingdepth_core.bench {align,speed,memory,farm} [options]``: run one benchmark.
+"""``python -m rollingdepth_core.bench {align,speed,memory,farm,spread} [options]``: run one benchmark.
 
 A subcommand is a module of this package, imported only when asked for. It provides either
 ``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "speed": "speed",
     "memory": "memory",
     "farm": "farm",
+    "spread": "spread",
 }
 
 

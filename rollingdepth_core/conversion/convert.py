@@ -112,3 +112,71 @@ def convert_depth(
         what.append(f"metric depth ({maps} map{'s' if maps > 1 else ''})")
     fit = fit_inverse_depth(torch.cat(ds), torch.cat(zs), conversion.units, " + ".join(what))
     return z_from_fit(video, fit, conversion.max_depth), fit
+
+
+SIZES = ("plate", "depth")
+
+
+def output_size_of(video: DepthVideo, size: str = "plate") -> tuple[int, int]:
+    """`(H, W)` to convert at: the plate's stored size ("plate", when the clip says it), or
+    the depth's own size ("depth")."""
+    if size not in SIZES:
+        raise InvalidSettings(f"output size must be one of {', '.join(SIZES)}; got {size!r}.")
+    stored = video.clip.stored_size if video.clip is not None else None
+    return tuple(stored) if size == "plate" and stored else video.size
+
+
+def resize_video(video: DepthVideo, size: tuple[int, int]) -> DepthVideo:
+    """The depth (and its spread) resized to `(H, W)` (bilinear, in inverse depth)."""
+    from ..io.frames import resize_depth
+
+    if tuple(size) == video.size:
+        return video
+    spread = None if video.spread is None else resize_depth(video.spread.float(), size)
+    return DepthVideo(resize_depth(video.inverse_depth.float(), size), None, spread, video.clip)
+
+
+def convert_clip(
+    video: DepthVideo,
+    conversion: DepthConversion = DepthConversion(),
+    size: str = "plate",
+    points_text: str = "",
+    points_origin: str = "top-left",
+    reference: Tensor | None = None,
+    reference_frames: list[int] | None = None,
+) -> tuple[ConvertedDepth, str]:
+    """Convert a clip's depth for output: at the plate's size, points read in plate pixels.
+
+    Args:
+        video: `N H W` inverse depth (its `clip` gives frame numbers and the plate size).
+        conversion: the settings.
+        size: "plate" (the plate's stored size when known) or "depth" (as it is).
+        points_text: "fit": ``frame x y distance`` lines; frames are the clip's frame
+            numbers, x/y pixels of the plate (``points_origin`` top-left or bottom-left).
+        reference, reference_frames: "fit": metric Z maps (see `convert_depth`).
+
+    Returns:
+        The converted depth and a report (what the values are, parameters, fit residuals).
+    """
+    from .references import parse_points
+
+    conversion.check()
+    target = output_size_of(video, size)
+    points = None
+    if points_text.strip():
+        numbers = video.clip.numbers_for(video.num_frames) if video.clip is not None else None
+        grid = video.clip.stored_size if video.clip is not None and video.clip.stored_size else video.size
+        points = parse_points(points_text, numbers, grid, points_origin)
+        if tuple(grid) != tuple(target):  # points refer to the plate's pixels: rescale
+            scale_y, scale_x = target[0] / grid[0], target[1] / grid[1]
+            points = [
+                ReferencePoint(p.frame, (p.x + 0.5) * scale_x - 0.5, (p.y + 0.5) * scale_y - 0.5, p.distance)
+                for p in points
+            ]
+    resized = resize_video(video, target)
+    converted, fit = convert_depth(resized, conversion, points, None, reference, reference_frames)
+    lines = [f"{converted.meaning()}, {target[1]}x{target[0]}, {converted.num_frames} frames"]
+    lines.append(f"parameters: {converted.describe().split('; ', 1)[1]}")
+    if fit is not None:
+        lines.append(fit.describe())
+    return converted, "\n".join(lines)

@@ -170,8 +170,9 @@ def z_from_fit(video: DepthVideo, fit: DepthFit, max_depth: float | None = None)
         raise InvalidInput(
             f"the fit makes depth negative or infinite at {int(beyond.sum())} pixels (frames {shown}"
             f"{' ...' if len(frames) > 8 else ''}): 1/Z = {fit.scale:.4g} d + {fit.shift:.4g} <= 0 where our "
-            "depth is farthest. The reference covers only near depths; add a far reference point, "
-            "or set a maximum depth to clamp them."
+            "depth is farthest. Either the reference covers only near surfaces (add a point on a far "
+            "one) or it disagrees with the depth (check the points' frames and x/y); or set a maximum "
+            "depth to clamp those pixels."
         )
     parameters = fit.as_parameters()
     if max_depth is not None:

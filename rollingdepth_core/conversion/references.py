@@ -155,10 +155,12 @@ def samples_from_depth_maps(
 
     Args:
         inverse_depth: `N H W` (ours).
-        reference: `M H' W'` (or `H' W'`) metric Z; pixels that are not finite and > 0 are
-            ignored (sky, holes). Our depth is resized to its size.
+        reference: `M H' W'` (or `H' W'`) metric Z, a tensor or anything indexable like one
+            (`io.depth_sources.DepthMapFiles`: maps read one at a time); pixels that are not
+            finite and > 0 are ignored (sky, holes). Our depth is resized to its size.
         frames: the clip frame index of each reference map (default: 0 .. M - 1, M = N).
-        max_samples: at most this many pairs (evenly strided) enter the fit.
+        max_samples: about this many pairs (every k-th pixel, k from the maps' size) enter
+            the fit, at most twice as many.
 
     Returns:
         `S` inverse depth and `S` Z, float64.
@@ -167,6 +169,7 @@ def samples_from_depth_maps(
         reference = reference[None]
     if reference.ndim != 3 or reference.shape[0] == 0:
         raise InvalidInput(f"reference depth must be `M H W` or `H W`; got {tuple(reference.shape)}.")
+
     count = int(reference.shape[0])
     frames = list(range(count)) if frames is None else list(frames)
     if len(frames) != count:
@@ -175,12 +178,11 @@ def samples_from_depth_maps(
     if any(not 0 <= f < num_frames for f in frames):
         raise InvalidInput(f"reference frames {frames} are outside the clip of {num_frames} frames.")
     size = (int(reference.shape[-2]), int(reference.shape[-1]))
-    total_valid = int(sum(int(_valid(reference[i]).sum()) for i in range(count)))
-    step = max(1, total_valid // max_samples)
+    step = max(1, (count * size[0] * size[1]) // max_samples)
     ds, zs = [], []
     offset = 0
     for i, frame in enumerate(frames):
-        z = reference[i].double()
+        z = torch.as_tensor(reference[i]).double()  # one map at a time (they may be files on disk)
         valid = _valid(z)
         ours = inverse_depth[frame].float()
         if tuple(ours.shape) != size:

@@ -12,6 +12,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import InvalidInput, InvalidSettings
+from .frame_rates import exact_frame_rate
 from .result_set import ResultSet
 
 logger = logging.getLogger(__name__)
@@ -31,23 +32,27 @@ def frame_paths(folder: Path, prefix: str, count: int, suffix: str, first_frame:
     return [folder / f"{prefix}_{i:05d}{suffix}" for i in range(first_frame, first_frame + count)]
 
 
-def save_npz(path: str | Path, depth: Tensor | np.ndarray, **extra: np.ndarray) -> Path:
-    """Write `N H W` inverse depth as float32 under key ``inverse_depth`` (compressed)."""
+def save_npz(
+    path: str | Path, depth: Tensor | np.ndarray, key: str = "inverse_depth", **extra: np.ndarray
+) -> Path:
+    """Write `N H W` depth as float32 under ``key`` (compressed): ``inverse_depth`` by default,
+    ``z`` / ``normalized`` for converted depth."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, inverse_depth=_as_numpy_depth(depth), **extra)
+    np.savez_compressed(path, **{key: _as_numpy_depth(depth)}, **extra)
     return path
 
 
 def save_png16(
-    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", first_frame: int = 0
+    folder: str | Path, depth: Tensor | np.ndarray, prefix: str = "depth", first_frame: int = 0,
+    meaning: str = "inverse depth, larger = nearer",
 ) -> list[Path]:
     """Write one 16-bit greyscale PNG per frame, normalised with ONE range for the clip.
 
     Files are numbered from ``first_frame`` (`prefix_00000.png` by default).
 
     The range goes to ``folder/prefix_range.json`` (``value = min + png / 65535 * (max - min)``),
-    so the values can be recovered.
+    with ``meaning`` (what the values are), so the values can be recovered.
     """
     import cv2
 
@@ -62,7 +67,7 @@ def save_png16(
         if not cv2.imwrite(str(path), frame):
             raise OSError(f"Could not write {path}.")
     (folder / f"{prefix}_range.json").write_text(
-        json.dumps({"min": lo, "max": hi, "meaning": "inverse depth, larger = nearer"})
+        json.dumps({"min": lo, "max": hi, "meaning": meaning})
     )
     return paths
 
@@ -72,42 +77,32 @@ def save_exr(
     first_frame: int = 0,
 ) -> list[Path]:
     """Write one float32 EXR per frame with the depth in channel ``channel`` ("Z" by default),
-    numbered from ``first_frame``.
+    numbered from ``first_frame`` (ZIP compression, written with OpenImageIO, atomically).
 
     ``channel="RGB"`` writes the value into R, G and B (for viewers that only show colour).
+    Plates and converted depth go through `exr.write_depth_sequence` (frame numbers of the
+    clip, ``depth.Z``, metadata).
     """
-    import OpenEXR
+    from .exr import write_exr
 
     array = _as_numpy_depth(depth)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = ("R", "G", "B") if channel == "RGB" else (channel,)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     paths = frame_paths(folder, prefix, len(array), ".exr", first_frame)
     for path, frame in zip(paths, array, strict=True):
-        frame = np.ascontiguousarray(frame)
-        with OpenEXR.File(header, {name: frame for name in names}) as handle:
-            handle.write(str(path))
+        write_exr(path, {name: frame for name in names}, "float", "zip", overwrite=True)
     return paths
 
 
 def read_exr(path: str | Path, channel: str = "Z") -> np.ndarray:
     """The ``channel`` of an EXR file as `H W` float32."""
-    import OpenEXR
+    from .exr import read_exr_channel
 
-    with OpenEXR.File(str(path)) as handle:
-        channels = handle.channels()
-        if channel in channels:
-            pixels = channels[channel].pixels
-        else:  # OpenEXR merges R, G, B (and A) into one "RGB"/"RGBA" entry on reading
-            merged = next((k for k in ("RGBA", "RGB") if k in channels and channel in k), None)
-            if merged is None:
-                raise InvalidInput(f"{path} has no channel {channel!r}; it has {sorted(channels)}.")
-            pixels = channels[merged].pixels[..., merged.index(channel)]
-        return np.asarray(pixels, dtype=np.float32)
+    return read_exr_channel(path, channel)
 
 
-def save_video(path: str | Path, rgb, fps: float = 30.0) -> Path:
+def save_video(path: str | Path, rgb, fps: float | Fraction = 30.0) -> Path:
     """Write `N H W 3` RGB (0..1 float or uint8) as an H.264 (or MPEG-4) video.
 
     ``rgb`` may also be an iterable of `b H W 3` chunks (frames coloured a chunk at a time,
@@ -121,7 +116,7 @@ def save_video(path: str | Path, rgb, fps: float = 30.0) -> Path:
     frames = _video_frames(first)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = exact_frame_rate(fps)  # 23.976 -> 24000/1001, kept exactly
     with av.open(str(path), mode="w") as container:
         codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), None)
         if codec is None:
@@ -185,7 +180,8 @@ def output_location(root: str | Path, prefix: str) -> tuple[Path, str]:
 
 
 def save_depth_files(
-    root: str | Path, prefix: str, depth: Tensor | np.ndarray, formats: tuple[str, ...] = ("npz",)
+    root: str | Path, prefix: str, depth, formats: tuple[str, ...] = ("npz",),
+    exr=None, metadata: dict | None = None,
 ) -> list[Path]:
     """Write a depth video in each of ``formats`` under ``root`` as a new take, atomically.
 
@@ -198,19 +194,33 @@ def save_depth_files(
     Args:
         root: the folder everything must stay in (ComfyUI's output folder).
         prefix: file name prefix relative to ``root``, may hold subfolders.
-        depth: `N H W` inverse depth.
+        depth: `N H W` inverse depth (tensor or array), a `DepthVideo` (its spread and clip
+            come along), or a `ConvertedDepth` (normalised or linear Z).
         formats: any of `DEPTH_FORMATS`.
+        exr: `exr.ExrOptions` (channel, pixel type, compression, spread channel); default
+            ``depth.Z`` float, ZIP. EXR frames are ``<stem>.depth.<frame>.exr``, numbered like
+            the clip (a plate's own numbers).
+        metadata: more EXR header attributes.
 
     Returns:
         Every file written (frames, range file and archives), in format order.
     """
+    from .exr import ExrOptions, as_converted, npz_fields, write_depth_sequence
+
     unknown = [f for f in formats if f not in DEPTH_FORMATS]
     if unknown or not formats:
         raise InvalidSettings(
             f"formats must be one or more of {', '.join(DEPTH_FORMATS)}; got {tuple(formats)}."
         )
-    array = _as_numpy_depth(depth)
+    exr = exr or ExrOptions()
+    exr.check()
     folder, stem = output_location(root, prefix)
+    converted = as_converted(depth, stem)
+    array = _as_numpy_depth(converted.values)
+    numbers = np.asarray(converted.clip.numbers_for(len(array)) if converted.clip is not None
+                         else range(len(array)), dtype=np.int64)
+    if exr.spread_channel is not None and converted.spread is None and "exr" in formats:
+        raise InvalidInput("The depth has no spread to save; connect Co-align's depth (it carries one).")
     entries = {"npz": "{stem}.npz", "exr": "{stem}_exr", "png16": "{stem}_png16"}
     results = ResultSet.plan(
         folder, stem, tuple(entries[kind] for kind in formats), existing="new_take",
@@ -222,11 +232,14 @@ def save_depth_files(
         for kind in formats:
             name = entries[kind].replace("{stem}", take)
             if kind == "npz":
-                staged.append(save_npz(staging.path(name), array))
+                staged.append(save_npz(staging.path(name), array, key=converted.kind, frame_numbers=numbers,
+                                       **npz_fields(converted)))
             elif kind == "exr":
-                staged += save_exr(staging.path(name), array, prefix=stem)
+                staged += write_depth_sequence(staging.path(name), converted, name=stem, options=exr,
+                                               metadata=metadata)
             else:
-                staged += save_png16(staging.path(name), array, prefix=stem)
+                staged += save_png16(staging.path(name), array, prefix=stem, first_frame=int(numbers[0]),
+                                     meaning=converted.meaning())
                 staged.append(staging.path(name) / f"{stem}_range.json")
     written = [folder / path.relative_to(staging.root) for path in staged]
     logger.info("Wrote %d file(s) for %s.", len(written), take)

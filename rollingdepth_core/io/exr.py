@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..conversion.converted import SPREAD_MEANING, ConvertedDepth
+from ..conversion.converted import SPREAD_MEANING, ConvertedDepth, from_depth_video
 from ..errors import InvalidInput, InvalidSettings
+from ..types import ClipInfo, DepthVideo
 
 logger = logging.getLogger(__name__)
 
@@ -287,3 +288,32 @@ def _plane(frame) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InvalidInput("depth holds NaN or infinite values; nothing more was written.")
     return array.astype(np.float32, copy=False)
+
+
+def as_converted(depth, prefix: str = "frames", first_frame: int = 0) -> ConvertedDepth:
+    """Any depth to write as a `ConvertedDepth`: converted depth as it is; a `DepthVideo` as
+    inverse depth with its spread and clip; a plain `N H W` tensor or array as inverse depth
+    numbered from ``first_frame`` (named ``prefix``)."""
+    if isinstance(depth, ConvertedDepth):
+        return depth
+    if isinstance(depth, DepthVideo):
+        return from_depth_video(depth)
+    values = torch.as_tensor(np.asarray(depth) if not isinstance(depth, torch.Tensor) else depth).float()
+    if values.ndim != 3 or values.shape[0] == 0:
+        raise InvalidInput(f"depth must be `N H W` with N >= 1; got {tuple(values.shape)}.")
+    last = first_frame + len(values) - 1
+    clip = ClipInfo(name=prefix, frame_numbers=tuple(range(first_frame, last + 1)),
+                    padding=max(4, len(str(last))))
+    return ConvertedDepth(values, "inverse_depth", "", {"method": "none"}, None, clip)
+
+
+def npz_fields(converted: ConvertedDepth) -> dict[str, np.ndarray]:
+    """What an NPZ holds beside the values: the spread, and what the values are (unless they
+    are plain inverse depth without a spread, the NPZ of earlier versions)."""
+    fields = {}
+    if converted.kind != "inverse_depth" or converted.spread is not None:
+        fields["meaning"] = np.array(converted.meaning())
+        fields["conversion"] = np.array(json.dumps(converted.parameters, sort_keys=True))
+    if converted.spread is not None:
+        fields["spread"] = converted.spread.detach().float().cpu().numpy()
+    return fields

@@ -88,6 +88,15 @@ def _open(path: Path):
     return handle
 
 
+def channel_names(path: str | os.PathLike) -> tuple[str, ...]:
+    """The channel names of the first part of ``path`` (header only)."""
+    handle = _open(Path(path))
+    try:
+        return tuple(handle.spec().channelnames)
+    finally:
+        handle.close()
+
+
 def _rgb_of(names: tuple[str, ...], layer: str) -> tuple[int, int, int] | None:
     """Indices of ``layer``'s R, G, B (or its single grey channel) in ``names``, or None."""
     prefix = f"{layer}." if layer else ""

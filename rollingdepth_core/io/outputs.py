@@ -6,7 +6,8 @@ For an input called ``NAME`` (``NAME.mp4`` or a folder ``NAME/``):
 ``NAME_depth.npz``                  key ``inverse_depth``: `N H W` float32 (larger = nearer)
 ``NAME_depth_png16/NAME_00000.png``  16-bit grey, one range for the clip, kept in
                                     ``NAME_depth_png16/NAME_range.json``
-``NAME_depth_exr/NAME_00000.exr``    float32 EXR, channel ``Z``
+``NAME_depth_exr/NAME.depth.0000.exr`` EXR per frame, numbered like the input (plates:
+                                    ``plate.depth.1001.exr``), channel ``depth.Z`` (see `exr`)
 ``NAME_depth_preview.mp4``           colour-mapped preview (2nd-98th percentile of the clip);
                                     more colour maps add ``NAME_depth_preview_<map>.mp4``
 ==================================  ==========================================================
@@ -19,18 +20,20 @@ that must write "what the command line writes" (the farm, scripts) uses `plan_ou
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from ..conversion.converted import ConvertedDepth
 from ..errors import InvalidSettings
 from ..wording import API, Wording
 from .colormaps import COLORMAPS, apply_colormap, display_range, is_colormap
-from .export import save_exr, save_npz, save_png16, save_video
+from .export import save_npz, save_png16, save_video
+from .exr import ExrOptions, as_converted, npz_fields, write_depth_sequence
 from .result_set import ResultSet, Staging
 
 logger = logging.getLogger(__name__)
@@ -69,11 +72,14 @@ class OutputOptions:
         kinds: any of `OUTPUT_KINDS`.
         colormaps: colour maps of the preview video(s), the first gives ``NAME_depth_preview.mp4``.
         fps: frame rate of the preview (None: the input's).
+        exr: EXR channel names, pixel type and compression (`exr.ExrOptions`; with
+            ``spread_channel`` the spread is written too).
     """
 
     kinds: tuple[str, ...] = DEFAULT_KINDS
     colormaps: tuple[str, ...] = (DEFAULT_COLORMAP,)
     fps: float | None = None
+    exr: ExrOptions = ExrOptions()
 
 
 def parse_kinds(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -100,8 +106,9 @@ def check_output_options(options: OutputOptions) -> OutputOptions:
         raise InvalidSettings(
             f"Unknown colour map(s) {bad or list(options.colormaps)}. Choose from {', '.join(COLORMAPS)}."
         )
-    if options.fps is not None and not (isinstance(options.fps, (int, float)) and options.fps > 0):
+    if options.fps is not None and not (isinstance(options.fps, numbers.Real) and options.fps > 0):
         raise InvalidSettings(f"The preview frame rate must be > 0; got {options.fps!r}.")
+    options.exr.check()
     return options
 
 
@@ -135,30 +142,37 @@ def plan_outputs(
 
 
 def write_clip(
-    staging: Staging, stem: str, depth: Tensor | np.ndarray, options: OutputOptions,
+    staging: Staging, stem: str, depth: Tensor | np.ndarray | ConvertedDepth, options: OutputOptions,
     input_fps: float | None = None, first_frame: int = 0, frame_prefix: str | None = None,
+    metadata: dict | None = None,
 ) -> dict[str, Path]:
     """Stage one clip's (or one segment's) entries named after ``stem``.
 
     Args:
         staging: from ``results.write()``.
         stem: NAME of the files (the set's stem, or a segment's `segment_name`).
-        depth: `N H W` float32 inverse depth.
+        depth: `N H W` float32 inverse depth, or a `ConvertedDepth` (normalised or linear Z,
+            with its meaning, spread and clip: frame numbers, plate windows).
         options: what to write.
         input_fps: frame rate of the input (the preview's unless ``options.fps``).
         first_frame: number of the first frame in per-frame file names and in the NPZ's
-            ``frame_numbers``.
+            ``frame_numbers`` (converted depth with a clip uses the clip's numbers).
         frame_prefix: prefix of per-frame file names (default: ``stem``; segments use the
             input's name so frames read ``NAME_<frame number>``).
+        metadata: more EXR header attributes (preset, model, seed; see `exr.depth_attributes`).
 
     Returns:
         Final path of each entry by kind (``"video"`` is the first preview; more colour maps
         are under ``"video:<map>"``).
     """
-    fps = options.fps or input_fps or 30.0
-    depth = torch.as_tensor(depth)
     prefix = frame_prefix or stem
-    numbers = np.arange(first_frame, first_frame + len(depth), dtype=np.int64)
+    converted = as_converted(depth, prefix, first_frame)
+    clip_rate = converted.clip.frame_rate if converted.clip is not None else None
+    fps = options.fps or input_fps or clip_rate or 30.0
+    values = converted.values
+    numbers_tuple = converted.clip.numbers_for(len(values)) if converted.clip else tuple(
+        range(first_frame, first_frame + len(values)))
+    numbers = np.asarray(numbers_tuple, dtype=np.int64)
     folder = staging.result_set.folder
     written: dict[str, Path] = {}
     for kind in OUTPUT_KINDS:
@@ -166,16 +180,20 @@ def write_clip(
             continue
         name = ENTRIES[kind].replace("{stem}", stem)
         if kind == "npz":
-            save_npz(staging.path(name), depth, frame_numbers=numbers)
+            save_npz(staging.path(name), values, key=converted.kind, frame_numbers=numbers,
+                     **npz_fields(converted))
         elif kind == "png16":
-            save_png16(staging.path(name), depth, prefix=prefix, first_frame=first_frame)
+            save_png16(staging.path(name), values, prefix=prefix, first_frame=int(numbers[0]),
+                       meaning=converted.meaning())
         elif kind == "exr":
-            save_exr(staging.path(name), depth, prefix=prefix, first_frame=first_frame)
+            write_depth_sequence(staging.path(name), converted, name=prefix, options=options.exr,
+                                 metadata=metadata)
         else:
+            shown = 1.0 / values.clamp(min=1e-12) if converted.kind == "z" else values  # nearer = larger
             for i, colormap in enumerate(dict.fromkeys(options.colormaps)):
                 if i:
                     name = EXTRA_PREVIEW.replace("{stem}", stem).replace("{colormap}", colormap)
-                save_preview(staging.path(name), depth, colormap, fps)
+                save_preview(staging.path(name), shown, colormap, fps)
                 written[kind if i == 0 else f"video:{colormap}"] = folder / name
             continue
         written[kind] = folder / name
@@ -183,12 +201,14 @@ def write_clip(
 
 
 def write_outputs(
-    results: ResultSet, depth: Tensor | np.ndarray, options: OutputOptions,
+    results: ResultSet, depth: Tensor | np.ndarray | ConvertedDepth, options: OutputOptions,
     input_fps: float | None = None, first_frame: int = 0, frame_prefix: str | None = None,
+    metadata: dict | None = None,
 ) -> dict[str, Path]:
     """Write one clip's ``depth`` as ``results`` planned, atomically (see `write_clip`)."""
     with results.write() as staging:
-        written = write_clip(staging, results.stem, depth, options, input_fps, first_frame, frame_prefix)
+        written = write_clip(staging, results.stem, depth, options, input_fps, first_frame, frame_prefix,
+                             metadata)
     return written
 
 

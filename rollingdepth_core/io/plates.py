@@ -18,6 +18,7 @@ import logging
 import os
 from fractions import Fraction
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor
@@ -213,3 +214,48 @@ class ImageSequenceSource:
             stats.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return ("sequence", self.sequence.describe(), self.layer, self.window, self.colour.description,
                 stats.hexdigest(), self._input_size)
+
+
+class ColourConvertedSource:
+    """Another source's frames converted from ``colour`` to the sRGB display encoding.
+
+    For videos in a log or linear encoding (an image sequence converts its own frames, at full
+    size, before resizing; here frames are converted after being read at the asked size).
+
+    Args:
+        source: any `FrameSource` (frames in -1..1, i.e. encoded values 0..1).
+        colour: the conversion (`colour.resolve_colour`).
+    """
+
+    def __init__(self, source, colour: ColourTransform):
+        self.source = source
+        self.colour = colour
+        logger.info("Colour of the video: %s.", colour.description)
+
+    @property
+    def num_frames(self) -> int:
+        return self.source.num_frames
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.source.input_size
+
+    @property
+    def fps(self):
+        return getattr(self.source, "fps", None)
+
+    @property
+    def clip(self):
+        import dataclasses
+
+        clip = getattr(self.source, "clip", None)
+        return None if clip is None else dataclasses.replace(clip, colour=self.colour.description)
+
+    def read(self, start: int, stop: int, size: tuple[int, int] | None = None) -> Tensor:
+        frames = self.source.read(start, stop, size)  # b 3 H W in -1..1
+        images = rearrange((frames + 1.0) / 2.0, "b c H W -> b H W c").contiguous().numpy()
+        converted = [self.colour.apply(image)[0] for image in images]
+        return rearrange(torch.from_numpy(np.stack(converted)), "b H W c -> b c H W") * 2.0 - 1.0
+
+    def fingerprint(self) -> tuple:
+        return (*self.source.fingerprint(), "colour", self.colour.description)

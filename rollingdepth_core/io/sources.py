@@ -320,7 +320,8 @@ class VideoFileSource:
         name = self.file.stem if isinstance(self.file, Path) else "video"
         return ClipInfo(
             name=name, frame_numbers=tuple(range(self._num_frames)), frame_rate=self.frame_rate,
-            padding=max(4, len(str(self._num_frames - 1))), source=self.name,
+            padding=max(4, len(str(self._num_frames - 1))), stored_size=self._input_size,
+            source=self.name,
         )
 
     def fingerprint(self) -> tuple:

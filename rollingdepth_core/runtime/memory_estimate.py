@@ -121,6 +121,7 @@ def estimate_run_memory(
     snippets_per_batch: int | str = 1,
     vae_batch_size: int | str = 1,
     snippet_length: int = 3,
+    spread: bool = False,
 ) -> MemoryEstimate:
     """Peak host and device memory of a run.
 
@@ -139,6 +140,7 @@ def estimate_run_memory(
         snippets_per_batch, vae_batch_size: the batches, or "auto" / `AutoBatch`: on a GPU
             automatic batches grow from 1 into what is free (1 is the floor that must fit),
             on a CPU they are the fixed defaults (8 snippets, 4 frames).
+        spread: the spread of the predictions is kept too (one more video of each size).
     """
     device = torch.device(device)
     snippets_per_batch, vae_batch_size = (
@@ -162,6 +164,8 @@ def estimate_run_memory(
         host["frames read up front"] = num_frames * 3 * pixels * 4
     if restore_size and input_size is not None:
         host["depth at input size"] = num_frames * input_size[0] * input_size[1] * 4
+    if spread:
+        host["spread"] = num_frames * pixels * 4 + host.get("depth at input size", 0)
     unet = UNET_ACTIVATIONS * architecture.unet_channels * latent[0] * latent[1] * snippet_length
     unet *= snippets_per_batch
     vae = max(DECODER_ACTIVATIONS, ENCODER_ACTIVATIONS) * architecture.vae_channels * padded[0] * padded[1]

@@ -127,7 +127,7 @@ def test_fit_to_a_metric_depth_map_with_holes(scene):
     d, zs = samples_from_depth_maps(video.inverse_depth, small, [1, 4])
     assert d.numel() == zs.numel() > 0
     few_d, _ = samples_from_depth_maps(video.inverse_depth, reference, [1, 4], max_samples=100)
-    assert 100 <= few_d.numel() < 200
+    assert 50 <= few_d.numel() <= 200
 
 
 def test_impossible_fits_name_their_cause(scene):

@@ -31,6 +31,8 @@ RESOLUTION = 64
 ITERATIONS = 60
 COALIGN = {"method": "reference", "num_iterations": ITERATIONS, "learning_rate": 1e-3,
            "depth_term_weight": 1.0, "scale_reg_weight": 0.1, "shift_reg_weight": 10.0, "subsample": 10}
+SAVE_EXR = {"exr_channel": "depth.Z", "exr_pixel_type": "float", "exr_compression": "zip",
+            "save_spread": False}
 REFINE = {"num_steps": 2, "start_dilation": 3, "snippet_length": 3, "cap_dilation": True,
           "processing_resolution": 0, "seed": 7, "snippets_per_batch": 4}
 
@@ -53,7 +55,7 @@ def chain(pack_model, pack_images):
     (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, images=pack_images, plan=plan,
                       processing_resolution=RESOLUTION, seed=7, snippets_per_batch=3)
     snippet_copy = tuple(d.clone() for d in snippets.depths)
-    depth, report = run("RollingDepthCoalign", snippet_depths=snippets, **COALIGN)
+    depth, report, spread = run("RollingDepthCoalign", snippet_depths=snippets, **COALIGN)
     coaligned_copy = depth.inverse_depth.clone()
     (refined,) = run("RollingDepthRefine", model=pack_model, images=pack_images, depth=depth, **REFINE)
     refined_copy = refined.inverse_depth.clone()
@@ -66,7 +68,7 @@ def chain(pack_model, pack_images):
         "refined depth": torch.equal(refined.inverse_depth, refined_copy),
     }
     return dict(plan=plan, summary=summary, snippets=snippets, depth=depth, report=report,
-                refined=refined, preview=preview, unchanged=unchanged)
+                refined=refined, preview=preview, unchanged=unchanged, spread=spread)
 
 
 def test_stage_chain_matches_core(chain, pack_model, pack_images):
@@ -81,8 +83,10 @@ def test_stage_chain_matches_core(chain, pack_model, pack_images):
     for ours, theirs in zip(chain["snippets"].depths, snippets.depths, strict=True):
         torch.testing.assert_close(ours, theirs, **EXACT)
     settings = dataclasses.replace(CoalignSettings(), num_iterations=ITERATIONS)
-    depth, alignment = coalign_depth(snippets, "reference", settings)
+    depth, alignment = coalign_depth(snippets, "reference", settings, spread=True)
     torch.testing.assert_close(chain["depth"].inverse_depth, depth.inverse_depth, **EXACT)
+    torch.testing.assert_close(chain["spread"], depth.spread, **EXACT)  # Co-align's MASK output
+    assert chain["spread"].shape == (9, 40, 64) and float(chain["spread"].max()) > 0
     assert f"objective {alignment.objective:.5f}" in chain["report"]
     refine_args = {k: v for k, v in REFINE.items() if k != "snippets_per_batch"}
     refined = refine_video(model, frames, depth, batches=RunBatches(REFINE["snippets_per_batch"]),
@@ -119,7 +123,7 @@ def test_one_node_matches_core_and_stage_chain(pack_model, pack_images, monkeypa
     (snippets,) = run("RollingDepthDenoiseSnippets", model=pack_model, images=pack_images, plan=plan,
                       processing_resolution=RESOLUTION, seed=3, snippets_per_batch=8)
     # the one-node pipeline uses the default co-alignment method (issue 5: "fast")
-    coaligned, _ = run("RollingDepthCoalign", snippet_depths=snippets,
+    coaligned, *_ = run("RollingDepthCoalign", snippet_depths=snippets,
                        **dict(COALIGN, method=DEFAULT_METHOD))
     (refined,) = run("RollingDepthRefine", model=pack_model, images=pack_images, depth=coaligned,
                      **dict(REFINE, seed=3, snippets_per_batch=8))
@@ -197,23 +201,24 @@ def test_load_model_node(pack_folders):
 def test_save_depth_node_stays_in_output(chain, pack_folders, tmp_path):
     depth = chain["depth"]
     out = NODES["RollingDepthSaveDepth"]().execute(
-        depth=depth, filename_prefix="clips/take", save_exr=True, save_png16=False, save_npz=True
+        depth=depth, filename_prefix="clips/take", save_exr=True, save_png16=False, save_npz=True,
+        **SAVE_EXR,
     )
     listing = out["result"][0].splitlines()
     assert listing[0] == "clips/take_00001.npz"
-    assert listing[1:] == [f"clips/take_00001_exr/take_{i:05d}.exr" for i in range(9)]
-    frame = read_exr(pack_folders["output"] / listing[4])
+    assert listing[1:] == [f"clips/take_00001_exr/take.depth.{i:04d}.exr" for i in range(9)]
+    frame = read_exr(pack_folders["output"] / listing[4], "depth.Z")
     torch.testing.assert_close(torch.from_numpy(frame), depth.inverse_depth[3], rtol=0, atol=0)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for prefix in ("../escape", "/tmp/escape", "clips/../../escape"):
         assert "outside the output folder" in NODES["RollingDepthSaveDepth"].VALIDATE_INPUTS(prefix)
         with pytest.raises(InvalidSettings, match="outside the output folder"):
             run("RollingDepthSaveDepth", depth=depth, filename_prefix=prefix, save_exr=True,
-                save_png16=True, save_npz=True)
+                save_png16=True, save_npz=True, **SAVE_EXR)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     with pytest.raises(InvalidSettings, match="Nothing to save"):
         run("RollingDepthSaveDepth", depth=depth, filename_prefix="x", save_exr=False, save_png16=False,
-            save_npz=False)
+            save_npz=False, **SAVE_EXR)
 
 
 def test_image_to_depth_round_trip_and_refine(chain, pack_model, pack_images):
@@ -284,6 +289,6 @@ def test_chain_outputs_are_independent_of_the_cache(chain, pack_model, pack_imag
     """Running a node twice on the same cached inputs gives the same values (ComfyUI may re-run
     only part of a graph and hand the same cached objects to several consumers)."""
     snippets_before = copy.deepcopy(chain["snippets"].depths)
-    again, _ = run("RollingDepthCoalign", snippet_depths=chain["snippets"], **COALIGN)
+    again, *_ = run("RollingDepthCoalign", snippet_depths=chain["snippets"], **COALIGN)
     torch.testing.assert_close(again.inverse_depth, chain["depth"].inverse_depth, rtol=0, atol=0)
     assert all(torch.equal(a, b) for a, b in zip(chain["snippets"].depths, snippets_before, strict=True))

@@ -15,8 +15,8 @@ from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPI
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
-SOCKET_TYPES = {"IMAGE", "VIDEO", "ROLLINGDEPTH_MODEL", "ROLLINGDEPTH_SNIPPET_PLAN",
-                "ROLLINGDEPTH_SNIPPET_DEPTHS", "ROLLINGDEPTH_DEPTH"}
+SOCKET_TYPES = {"IMAGE", "VIDEO", "MASK", "ROLLINGDEPTH_MODEL", "ROLLINGDEPTH_SNIPPET_PLAN",
+                "ROLLINGDEPTH_SNIPPET_DEPTHS", "ROLLINGDEPTH_DEPTH", "ROLLINGDEPTH_CONVERTED_DEPTH"}
 CLASSES = sorted(NODE_CLASS_MAPPINGS.items())
 
 
@@ -62,8 +62,8 @@ def test_node_declaration(node_id, cls):
             assert "default" in info, f"{node_id}.{name} has no default"
             if kind in {"INT", "FLOAT"}:
                 assert info["min"] <= info["default"] <= info["max"]
-        else:
-            assert kind in SOCKET_TYPES, f"{node_id}.{name}: unknown socket {kind}"
+        else:  # a socket, or a union of sockets "A,B" (ComfyUI splits on commas)
+            assert set(kind.split(",")) <= SOCKET_TYPES, f"{node_id}.{name}: unknown socket {kind}"
         if name == "seed":
             assert options[0]["control_after_generate"] is False  # a fixed seed keeps the cache
     validate = getattr(cls, "VALIDATE_INPUTS", None)
@@ -78,7 +78,7 @@ def test_pack_imports_without_comfyui():
         "spec = importlib.util.spec_from_file_location('pack', root / '__init__.py',"
         " submodule_search_locations=[str(root)]);"
         "m = importlib.util.module_from_spec(spec); sys.modules['pack'] = m; spec.loader.exec_module(m);"
-        "assert len(m.NODE_CLASS_MAPPINGS) == 9;"
+        "assert len(m.NODE_CLASS_MAPPINGS) == 11;"
         "bad = [n for n in sys.modules"
         " if n.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths', 'server')];"
         "assert not bad, bad"

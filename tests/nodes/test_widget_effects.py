@@ -64,7 +64,17 @@ WIDGET_TESTS = {
     },
     "RollingDepthSaveDepth": {
         name: "test_save_depth_widgets" for name in (
-            "filename_prefix", "save_exr", "save_png16", "save_npz")
+            "filename_prefix", "save_exr", "save_png16", "save_npz", "exr_channel", "exr_pixel_type",
+            "exr_compression", "save_spread")
+    },
+    "RollingDepthLoadPlateSequence": {
+        name: "test_load_plate_sequence_widgets" for name in (
+            "sequence", "frame_range", "colour_space", "view", "layer", "window", "frame_rate")
+    },
+    "RollingDepthConvertDepth": {
+        name: "test_convert_depth_widgets" for name in (
+            "mode", "near", "far", "units", "low_percentile", "high_percentile", "points", "points_origin",
+            "max_depth", "reference_scale", "output_size")
     },
     "RollingDepth": {
         name: "test_one_node_widgets" for name in (
@@ -154,10 +164,11 @@ def test_coalign_widgets(case_a_snippets):
         if key not in outputs:
             outputs[key] = run(node_id, snippet_depths=case_a_snippets, **base)[0].inverse_depth
         changed = dict(base, **{widget: value})
-        depth, report = run(node_id, snippet_depths=case_a_snippets, **changed)
+        depth, report, spread = run(node_id, snippet_depths=case_a_snippets, **changed)
         settings = CoalignSettings(**{k: v for k, v in changed.items() if k != "method"})
-        expected, alignment = coalign_depth(case_a_snippets, changed["method"], settings)
+        expected, alignment = coalign_depth(case_a_snippets, changed["method"], settings, spread=True)
         torch.testing.assert_close(depth.inverse_depth, expected.inverse_depth, **EXACT)
+        torch.testing.assert_close(spread, expected.spread, **EXACT)
         assert report.startswith(f"{changed['method']}:") and f"objective {alignment.objective:.5f}" in report
         assert differ(depth.inverse_depth, outputs[key]), f"{widget}={value} changed nothing"
 
@@ -344,13 +355,28 @@ def test_save_depth_widgets(pack_folders, smooth_depth):
             default(node_id, "save_npz")) == ("rollingdepth/depth", True, False, False)
     values = smooth_depth.inverse_depth
     output = pack_folders["output"]
+    exr = {"exr_channel": "depth.Z", "exr_pixel_type": "float", "exr_compression": "zip",
+           "save_spread": False}
+    assert {k: default(node_id, k) for k in exr} == exr
     (listing,) = run(node_id, depth=smooth_depth, filename_prefix="rollingdepth/depth", save_exr=True,
-                     save_png16=False, save_npz=False)
-    assert listing.splitlines() == [f"rollingdepth/depth_00001_exr/depth_{i:05d}.exr" for i in range(9)]
-    torch.testing.assert_close(torch.from_numpy(read_exr(output / listing.splitlines()[4])), values[4],
-                               rtol=0, atol=0)
+                     save_png16=False, save_npz=False, **exr)
+    assert listing.splitlines() == [f"rollingdepth/depth_00001_exr/depth.depth.{i:04d}.exr" for i in range(9)]
+    torch.testing.assert_close(torch.from_numpy(read_exr(output / listing.splitlines()[4], "depth.Z")),
+                               values[4], rtol=0, atol=0)
+    # the EXR widgets: channel, pixel type, compression, spread channel
+    import OpenImageIO as oiio
+
+    with_spread = DepthVideo(values, spread=values.abs() * 0.1)
+    changed = {"exr_channel": "Z", "exr_pixel_type": "half", "exr_compression": "piz", "save_spread": True}
+    (listing,) = run(node_id, depth=with_spread, filename_prefix="exr/b", save_exr=True, save_png16=False,
+                     save_npz=False, **changed)
+    spec = oiio.ImageInput.open(str(output / listing.splitlines()[4])).spec()
+    assert spec.channelnames == ("Z", "spread") and str(spec.format) == "half"
+    assert spec.get_string_attribute("compression") == "piz"
+    spread = read_exr(output / listing.splitlines()[4], "spread")
+    np.testing.assert_allclose(spread, 0.1 * values[4].abs().numpy(), rtol=1e-3, atol=1e-4)
     (listing,) = run(node_id, depth=smooth_depth, filename_prefix="shots/a", save_exr=False,
-                     save_png16=True, save_npz=True)
+                     save_png16=True, save_npz=True, **exr)
     files = listing.splitlines()
     assert files[0] == "shots/a_00001.npz" and not any(f.endswith(".exr") for f in files)
     np.testing.assert_array_equal(np.load(output / files[0])["inverse_depth"], values.numpy())
@@ -393,3 +419,116 @@ def test_load_model_widgets(pack_folders, tiny_model_dir, monkeypatch):
         run(node_id, model_name=comfy_bridge.DEFAULT_MODEL_NAME, dtype="fp32", download_if_missing=True)
     assert asked["source"] == "prs-eth/rollingdepth-v1-0" and asked["allow_download"] is True
     assert asked["local_dir"] == pack_folders["models"] / comfy_bridge.DEFAULT_MODEL_NAME
+
+
+# --- plates: Load Plate Sequence and Convert Depth ------------------------------------------
+
+
+@pytest.fixture
+def plates_input(tmp_path, monkeypatch, make_image, plate_pixels):
+    """input/a.1001.exr .. a.1004.exr (half, a diffuse layer, an 8x8 data window inside the 16x12
+    frame) and input/b.0001.exr .. b.0004.exr (float), in a temporary ComfyUI input folder."""
+    monkeypatch.delenv("OCIO", raising=False)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for i in range(4):
+        rgb = plate_pixels(i, 12, 16) * 3.0
+        layers = np.concatenate([rgb, rgb[::-1] * 0.5], axis=-1)
+        names = ("R", "G", "B", "diffuse.R", "diffuse.G", "diffuse.B")
+        make_image(folder / f"a.{1001 + i}.exr", layers[2:10, 4:12], "half", channels=names,
+                   data_window=(4, 2), display_window=(0, 0, 16, 12))
+        make_image(folder / f"b.{i + 1:04d}.exr", plate_pixels(i + 7, 12, 16), "float")
+    monkeypatch.setattr(comfy_bridge, "FALLBACK_INPUT_FOLDER", folder)
+    return folder
+
+
+PLATE_BASE = {"sequence": "a.####.exr", "frame_range": "", "colour_space": "auto", "view": "default",
+              "layer": "", "window": "display", "frame_rate": 0.0}
+PLATE_CHANGES = {"sequence": "b.####.exr", "frame_range": "1002-1003", "colour_space": "raw",
+                 "view": "Un-tone-mapped", "layer": "diffuse", "window": "data", "frame_rate": 25.0}
+
+
+def test_load_plate_sequence_widgets(plates_input):
+    from fractions import Fraction
+
+    from rollingdepth_pack.rollingdepth_core.io.plates import ImageSequenceSource
+
+    node_id = "RollingDepthLoadPlateSequence"
+    assert {k: default(node_id, k) for k in PLATE_BASE} == {**PLATE_BASE, "sequence": "plate.####.exr"}
+    base_video, _ = run(node_id, **PLATE_BASE)
+    base = base_video.images()
+    for widget, value in PLATE_CHANGES.items():
+        changed = dict(PLATE_BASE, **{widget: value})
+        video, info = run(node_id, **changed)
+        source = video.frame_source()
+        expected = ImageSequenceSource(
+            plates_input / changed["sequence"], changed["frame_range"] or None,
+            colour_space=changed["colour_space"],
+            view=None if changed["view"] == "default" else changed["view"], layer=changed["layer"] or None,
+            window=changed["window"], frame_rate=changed["frame_rate"] or None,
+        )
+        assert source.frame_numbers == expected.frame_numbers and source.frame_rate == expected.frame_rate
+        if widget == "frame_rate":
+            assert video.get_frame_rate() == Fraction(25) != base_video.get_frame_rate()
+            continue
+        images = video.images()
+        if widget == "window":  # the data window is smaller than the frame: only its stored pixels
+            assert images.shape[1:3] == (8, 8) and base.shape[1:3] == (12, 16)
+            torch.testing.assert_close(images, base[:, 2:10, 4:12], **EXACT)
+        torch.testing.assert_close(images, expected.read_images(0, expected.num_frames), **EXACT)
+        assert differ(images, base), f"{widget}={value} changed nothing"
+
+
+CONVERT_BASE = {"mode": "planes", "near": 1.0, "far": 100.0, "units": "m", "low_percentile": 1.0,
+                "high_percentile": 99.0, "points": "", "points_origin": "top-left", "max_depth": 0.0,
+                "reference_scale": 1.0, "output_size": "plate"}
+
+
+def test_convert_depth_widgets():
+    from rollingdepth_pack.rollingdepth_core.conversion.convert import DepthConversion, convert_clip
+    from rollingdepth_pack.rollingdepth_core.types import ClipInfo
+
+    node_id = "RollingDepthConvertDepth"
+    assert {k: default(node_id, k) for k in CONVERT_BASE} == CONVERT_BASE
+    truth = 1.0 / (2.0 + torch.linspace(0, 1, 4 * 10 * 12).reshape(4, 10, 12) * 30)  # 1/Z, Z 2..32 m
+    clip = ClipInfo(name="p", frame_numbers=(1001, 1002, 1003, 1004), stored_size=(20, 24))
+    depth = DepthVideo(truth * 3 - 0.2, spread=torch.full((4, 10, 12), 0.01), clip=clip)
+    points = "1001 0 0 {:.6f}\n1004 23 19 {:.6f}\n1002 10 4 {:.6f}"
+    z_at = lambda f, x, y: 1 / float(truth[f, y // 2, x // 2])  # noqa: E731 - plate pixel -> our pixel
+    fit_points = points.format(z_at(0, 0, 0), z_at(3, 23, 19), z_at(1, 10, 4))
+    reference = (1 / truth)[:, :, :, None].expand(4, 10, 12, 3) / 10.0  # an IMAGE holding Z / 10
+    cases = {  # widget -> (base overrides, changed value, extra node inputs)
+        "mode": ({}, "normalized", {}),
+        "near": ({}, 0.5, {}),
+        "far": ({}, 60.0, {}),
+        "units": ({}, "cm", {}),
+        "low_percentile": ({}, 10.0, {}),
+        "high_percentile": ({}, 90.0, {}),
+        "points": ({"mode": "fit", "max_depth": 1000.0}, fit_points, {}),
+        "points_origin": ({"mode": "fit", "points": fit_points, "max_depth": 1000.0}, "bottom-left", {}),
+        "max_depth": ({"mode": "fit", "points": fit_points}, 10.0, {}),
+        "reference_scale": ({"mode": "fit"}, 10.0, {"reference_depth": reference}),
+        "output_size": ({}, "depth", {}),
+    }
+    assert set(cases) == set(CONVERT_BASE)
+    for widget, (overrides, value, extra) in cases.items():
+        base_inputs = dict(CONVERT_BASE, **overrides)
+        if widget == "points":
+            base_inputs["points"] = points.format(5.0, 9.0, 7.0)  # other distances
+        before, _ = run(node_id, depth=depth, **base_inputs, **extra)
+        changed = dict(base_inputs, **{widget: value})
+        after, report = run(node_id, depth=depth, **changed, **extra)
+        conversion = DepthConversion(changed["mode"], changed["near"], changed["far"],
+                                     changed["low_percentile"], changed["high_percentile"], changed["units"],
+                                     changed["max_depth"] or None)
+        reference_maps = None
+        if "reference_depth" in extra:
+            reference_maps = extra["reference_depth"].mean(-1) * changed["reference_scale"]
+        expected, expected_report = convert_clip(depth, conversion, changed["output_size"],
+                                                 changed["points"], changed["points_origin"], reference_maps)
+        torch.testing.assert_close(after.values, expected.values, **EXACT)
+        assert report == expected_report and after.units == (changed["units"] if after.kind == "z" else "")
+        if widget == "units":
+            assert before.units == "m" and after.units == "cm"
+        else:
+            assert differ(after.values, before.values), f"{widget}={value} changed nothing"

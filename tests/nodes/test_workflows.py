@@ -16,7 +16,8 @@ from rollingdepth_pack.nodes import NODE_CLASS_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "PreviewAny", "ImageStitch"}
+CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "PreviewAny", "ImageStitch",
+              "PreviewImage"}
 FRONT_END_ONLY = {"Note"}
 API_OVERRIDES = {"processing_resolution": 0, "resolution_override": 128}  # see tools/build_workflows.js
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
@@ -84,3 +85,19 @@ def test_sample_clips_are_there_and_small():
     for name in referenced:
         clip = WORKFLOWS / "input" / name
         assert clip.is_file() and clip.stat().st_size < 200_000
+
+
+def test_sample_plate_is_there_complete_and_small():
+    from rollingdepth_pack.rollingdepth_core.io.plates import ImageSequenceSource
+
+    referenced = {node["widgets_values"][0] for path in UI_FILES
+                  for node in json.loads(path.read_text())["nodes"]
+                  if node["type"] == "RollingDepthLoadPlateSequence"}
+    assert referenced == {"rollingdepth_plate/rollingdepth_plate.####.exr"}
+    plate = ImageSequenceSource(WORKFLOWS / "input" / "rollingdepth_plate" / "rollingdepth_plate.####.exr")
+    assert plate.frame_numbers == tuple(range(1001, 1025)) and plate.headers[0].pixel_type == "half"
+    assert float(plate.frame_rate) == pytest.approx(23.976, abs=1e-3)
+    files = list((WORKFLOWS / "input" / "rollingdepth_plate").iterdir())
+    assert sum(f.stat().st_size for f in files) < 400_000
+    points = (WORKFLOWS / "input" / "rollingdepth_plate" / "points.txt").read_text().splitlines()
+    assert len([p for p in points if p and not p.startswith("#")]) >= 4

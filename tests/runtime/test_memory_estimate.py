@@ -84,3 +84,17 @@ def test_estimate_depth_refuses_a_run_that_cannot_fit(tiny_model, monkeypatch):
     frames = torch.zeros(40, 3, 36, 64)
     with pytest.raises(InvalidSettings, match=r"40 frame\(s\) at 1024x576 needs about .* of host memory"):
         estimate_depth(tiny_model, frames, PRESETS["full"])
+
+
+def test_the_spread_counts_one_more_video_of_each_size():
+    plain = estimate_run_memory(10, (432, 768), 60, torch.float16, "cuda", input_size=(1080, 1920),
+                                restore_size=True)
+    spread = estimate_run_memory(10, (432, 768), 60, torch.float16, "cuda", input_size=(1080, 1920),
+                                 restore_size=True, spread=True)
+    assert spread.host_parts["spread"] == 10 * 432 * 768 * 4 + 10 * 1080 * 1920 * 4
+    assert spread.host - plain.host == spread.host_parts["spread"]
+
+
+def test_estimate_depth_checks_the_spread_flag(tiny_model):
+    with pytest.raises(InvalidSettings, match="spread must be True or False"):
+        estimate_depth(tiny_model, torch.zeros(3, 3, 16, 16), PRESETS["fast"], spread="yes")
