@@ -53,7 +53,7 @@ NOT_RUN = {
     "python -m rollingdepth_core.farm": "as rollingdepth-farm",
     "git worktree add": "checks out old commits (the layout check in Changes, run by hand)",
     "(cd ../before": "runs an old checkout on the sample clip (the layout check, by hand; minutes)",
-    "python tools/compare_outputs.py": "compares output folders made by hand; tests/test_compare_outputs.py tests it",
+    "python tools/compare_outputs.py": "compares folders made by hand (tests/test_compare_outputs.py)",
 }
 
 
