@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from rollingdepth_core import PRESETS, CoalignSettings, Preset, estimate_depth
-from rollingdepth_core.coalign.merge import merge_aligned, normalize_depth
+from rollingdepth_core.coalign import polish
+from rollingdepth_core.coalign.merge import normalize_depth
 from rollingdepth_core.coalign.methods import coalign_depth
 from rollingdepth_core.coalign.problem import objective_value, prepare_problem
 from rollingdepth_core.errors import InvalidInput, InvalidSettings
@@ -61,7 +62,13 @@ def test_intermediates_match_golden(case_a_result, case_a):
 
 
 def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
-    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances."""
+    """Issue 12: users get `fast`; its whole run must meet the same SPEC §6 tolerances.
+
+    On case_a the authors' Adam ends above its own start (loss 0.014996 at scales 1 /
+    shifts 0, 0.015088 at the end), so `fast` returns the start, polished (issue 12 §1, the
+    lead's decision of 14:33): SPEC §6 compares the aligner by objective there; the scales
+    stay within the polish's radius of 1 / 0 instead of at the authors' (4e-2 away), and
+    the normalised videos (co-aligned and final) stay at the SPEC §6 tolerances."""
     result = case_a_default
     assert result.alignment.method == "fast"
     torch.testing.assert_close(result.depth.inverse_depth, case_a["depth_pred"][:, 0],
@@ -69,14 +76,9 @@ def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
     for group, depth in zip(result.snippets.plan.groups, result.snippets.depths, strict=True):
         torch.testing.assert_close(depth, case_a[f"snippet_depth_d{group.dilation}"][:, :, 0],
                                    rtol=0, atol=STAGE)
-    for k, dilation in enumerate((1, 10)):
-        torch.testing.assert_close(result.alignment.scales[k],
-                                   case_a[f"coalign_scale_d{dilation}"].flatten(), rtol=0, atol=ALIGNMENT)
-        torch.testing.assert_close(result.alignment.shifts[k],
-                                   case_a[f"coalign_translation_d{dilation}"].flatten(),
-                                   rtol=0, atol=ALIGNMENT)
-    raw = merge_aligned(result.snippets, result.alignment)
-    torch.testing.assert_close(raw, case_a["depth_coaligned_raw"][:, 0], rtol=0, atol=ALIGNMENT)
+    for scales, shifts in zip(result.alignment.scales, result.alignment.shifts, strict=True):
+        torch.testing.assert_close(scales, torch.ones_like(scales), rtol=0, atol=polish.RADIUS + 1e-6)
+        torch.testing.assert_close(shifts, torch.zeros_like(shifts), rtol=0, atol=polish.RADIUS + 1e-6)
     torch.testing.assert_close(result.coaligned.inverse_depth, case_a["depth_coaligned"][:, 0],
                                rtol=0, atol=ALIGNMENT)
     # the objective at the authors' parameters, on our own snippet depths

@@ -54,9 +54,9 @@ class Mutation:
 MUTATIONS = (
     Mutation(
         "fast-ignores-depth-weight", "fast solver ignores depth_term_weight (always 1)",
-        "rollingdepth_core/coalign/fast.py",
-        "c2 = settings.depth_term_weight / (scale_depth * denominator)",
-        "c2 = 1.0 / (scale_depth * denominator)",
+        "rollingdepth_core/coalign/fast_system.py",
+        "depth_unit = settings.depth_term_weight / (depth_frame_scale * denominator)",
+        "depth_unit = 1.0 / (depth_frame_scale * denominator)",
         ("tests/coalign/test_settings_effects.py", "tests/coalign/test_fast.py"),
     ),
     Mutation(

@@ -3,6 +3,9 @@
 Every (case, method) runs in its own process (`worker.py`) on the same cached inputs, one
 after the other, so the speed-up ratios are measured in one run on one machine. Prints one
 markdown table and writes it, the raw results and the error-over-time figure to ``--out``.
+The case "sweep" compares fast with the reference's Adam on many tiny-model clips
+(`sweep.py`; objectives and videos, no timings). A case or measurement that fails is
+listed under the tables and makes the command exit with status 1.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from pathlib import Path
 
 import torch
 
-from .data import CASES, prepare_case
-from .report import format_table, plot_error_over_time
+from .data import CASES, find_golden, prepare_case
+from .report import format_failures, format_sweep, format_table, plot_error_over_time
 
 logger = logging.getLogger(__name__)
 
 FIGURE_CASE = "large"
+SWEEP = "sweep"  # the tiny-model sweep (not in CASES: no timings, its own table)
 
 
 def default_cache() -> Path:
@@ -35,7 +39,7 @@ def default_cache() -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", default="golden,small,large,long_small,long",
-                        help=f"comma-separated, from {', '.join(CASES)}")
+                        help=f"comma-separated, from {', '.join(CASES)}, {SWEEP}")
     parser.add_argument("--methods", default="",
                         help="comma-separated subset of each case's methods (default: all)")
     parser.add_argument("--cache-dir", type=Path, default=default_cache(),
@@ -75,18 +79,23 @@ def write(text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     keys = [k for k in args.cases.split(",") if k]
-    unknown = [k for k in keys if k not in CASES]
+    unknown = [k for k in keys if k not in CASES and k != SWEEP]
     if unknown:
-        raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+        raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}, {SWEEP}")
     wanted = {m for m in args.methods.split(",") if m}
-    results, titles = [], {}
+    results, titles, failures, sweep_rows = [], {}, [], []
     started = time.strftime("%Y-%m-%d %H:%M")
     for key in keys:
+        if key == SWEEP:
+            sweep_rows, sweep_failures = run_sweep_here(args)
+            failures += sweep_failures
+            continue
         case = CASES[key]
         try:
             folder = prepare_case(case, args.cache_dir)
-        except FileNotFoundError as error:
-            logger.warning("Skipping %s: %s", key, error)
+        except (OSError, RuntimeError, ValueError) as error:
+            logger.error("%s: no input (%s); listed as failed.", key, error)
+            failures.append({"case": case.title, "error": f"input: {error}"})
             continue
         titles[key] = case.title
         for method in case.methods:
@@ -95,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
             logger.info("Measuring %s on %s ...", method, case.title)
             try:
                 result = run_worker(folder, method, case.storage, args.threads)
-            except subprocess.CalledProcessError as error:
+            except (subprocess.CalledProcessError, OSError, ValueError) as error:
                 logger.error("  %s on %s failed (%s); continuing.", method, key, error)
+                failures.append({"case": f"{case.title}, {method}", "error": str(error)})
                 continue
             result["case"] = key
             results.append(result)
@@ -105,16 +115,33 @@ def run(args: argparse.Namespace) -> int:
     machine = (f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads "
                f"(OMP_WAIT_POLICY={policy}), torch {torch.__version__}, "
                f"Python {platform.python_version()}, {started}")
-    table = format_table(results, titles)
+    table = format_table(results, titles) if results else ""
+    if sweep_rows:
+        table += ("\n" if table else "") + format_sweep(sweep_rows)
+    table += ("\n" if failures else "") + format_failures(failures)
     write(table + f"\nMachine: {machine}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "coalign_benchmark.md").write_text(table + f"\nMachine: {machine}\n")
     slim = [{k: [round(x, 4) for x in v] if k == "frame_absrel" else v
              for k, v in r.items() if "profile" not in k} for r in results]
     lines = ",\n".join(json.dumps(r) for r in slim)  # one line per measurement
+    sweep_lines = ",\n".join(json.dumps(r) for r in sweep_rows)
     (args.out / "coalign_benchmark.json").write_text(
-        f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n]}}\n')
+        f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n],\n'
+        f'"sweep": [\n{sweep_lines}\n],\n"failures": {json.dumps(failures)}}}\n')
     if FIGURE_CASE in titles:
         plot_error_over_time(results, FIGURE_CASE, titles[FIGURE_CASE],
                              args.out / "coalign_error_over_time.png")
-    return 0
+    return 1 if failures else 0
+
+
+def run_sweep_here(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """The sweep in this process (it measures no time or memory), with the run's threads."""
+    from .sweep import run_sweep
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return run_sweep(args.cache_dir, find_golden())
+    finally:
+        torch.set_num_threads(previous)

@@ -87,3 +87,39 @@ def plot_error_over_time(results: list[dict], case: str, title: str, path: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
+
+
+SWEEP_HEADER = (
+    "| clip | frames | dilations | reference objective | fast objective | fast / reference "
+    "| raw video max diff | normalised max diff | note |"
+)
+
+
+def format_sweep(rows: list[dict]) -> str:
+    """The sweep table (`sweep.compare` rows) and its summary line."""
+    from .sweep import note, summary
+
+    lines = [SWEEP_HEADER, "|" + "---|" * (SWEEP_HEADER.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['clip']} | {r['frames']} | {','.join(map(str, r['dilations']))} "
+            f"| {r['reference']:.6f} | {r['fast']:.6f} | {r['ratio']:.5f} "
+            f"| {r['raw_difference']:.1e} | {r['normalized_difference']:.1e} | {note(r)} |"
+        )
+    total = summary(rows)
+    lines.append(
+        f"\n{total['clips']} clips: fast / reference worst {total['worst_ratio']:.5f}, "
+        f"median {total['median_ratio']:.5f}; raw merged video max difference "
+        f"{total['worst_raw']:.1e} over the {total['comparable']} clips without a note; "
+        f"normalised video max difference {total['worst_normalized']:.1e} over all."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def format_failures(failures: list[dict]) -> str:
+    """A list of the cases that could not be measured (empty string when none failed)."""
+    if not failures:
+        return ""
+    lines = [f"FAILED ({len(failures)}): these cases have no row above."]
+    lines += [f"- {f['case']}: {f['error']}" for f in failures]
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..errors import InvalidInput, InvalidSettings
 from ..hooks import NO_HOOKS, Hooks
 from ..types import Alignment, SnippetDepths
-from .problem import check_snippet_depths
+from .problem import check_snippet_depths, snippets_device
 from .slots import slot_table
 
 
@@ -22,26 +22,35 @@ def merge_aligned(
     chunk: int = 4,
     hooks: Hooks = NO_HOOKS,
     out=None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Average every frame's aligned predictions at full resolution (SPEC §4.5).
 
+    Frame `i` of the result is `mean_k (s_k (x_k - offset) + t_k)` over the predictions of
+    the frame (every snippet and position that holds it, all dilations pooled, equal
+    weight). This is the merge with a given alignment: any scales and shifts of the
+    right shapes work, not only a solver's.
+
     Streams frame by frame: each step reads the (at most `R`) predictions of ``chunk``
-    frames from their storage (fp16 tensors or `DiskTensor`s), aligns them in float32 and
-    writes their mean. Memory is the output plus `R x chunk` frames.
+    frames from their storage (fp16 tensors or `DiskTensor`s), aligns them in float32 on
+    ``device`` and writes their mean into ``out``. Memory is the output plus `R x chunk`
+    frames.
 
     Args:
-        snippets: the snippet depths that were aligned.
-        alignment: scales, shifts and offset from `coalign`.
+        snippets: the snippet depths, per group `s n H W`.
+        alignment: per group `s` scales and shifts and the offset (from `coalign`, or made
+            by hand as `Alignment(scales, shifts, offset, objective, method)`).
         chunk: frames per step.
         hooks: progress per frame, cancel between steps.
         out: optional writable `N H W` array to fill (e.g. a `DiskTensor`); default a new
-            float32 tensor.
+            float32 tensor on the CPU.
+        device: where the arithmetic runs; default where the snippet depths are.
 
     Returns:
         ``out`` or the new `N H W` float32 tensor, in min-subtracted units (the reference's
         raw merged video).
     """
-    return _merge(snippets, alignment, chunk, hooks, out, None)[0]
+    return _merge(snippets, alignment, chunk, hooks, out, None, device=device)[0]
 
 
 @torch.no_grad()
@@ -52,6 +61,7 @@ def merge_with_spread(
     hooks: Hooks = NO_HOOKS,
     out=None,
     spread_out=None,
+    device: torch.device | str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """`merge_aligned` that also gives every pixel's spread, in the same single pass.
 
@@ -62,30 +72,42 @@ def merge_with_spread(
     mean. A pixel predicted once (only at the ends of very short clips) has spread 0.
 
     Args:
-        snippets, alignment, chunk, hooks, out: as `merge_aligned` (same mean, bit for bit).
+        snippets, alignment, chunk, hooks, out, device: as `merge_aligned` (same mean, bit
+            for bit).
         spread_out: optional writable `N H W` array for the spread; default a new tensor.
 
     Returns:
         `(merged, spread)`, both `N H W` float32.
     """
-    return _merge(snippets, alignment, chunk, hooks, out, spread_out, with_spread=True)
+    return _merge(snippets, alignment, chunk, hooks, out, spread_out, with_spread=True,
+                  device=device)
 
 
 def _check_out(array, shape: tuple[int, int, int], name: str):
     if array is None:
-        return torch.empty(shape)
+        return torch.empty(shape, device="cpu")  # results live on the host (`DepthVideo`)
     if tuple(array.shape) != shape:
         raise InvalidInput(f"{name} must be {shape}; got {tuple(array.shape)}.")
     return array
 
 
-def _merge(snippets, alignment, chunk, hooks, out, spread_out, with_spread: bool = False):
+def _merge(snippets, alignment, chunk, hooks, out, spread_out, with_spread: bool = False,
+           device: torch.device | str | None = None):
     check_snippet_depths(snippets, finite=False)
+    device = snippets_device(snippets) if device is None else torch.device(device)
     groups = snippets.plan.groups
-    if len(alignment.scales) != len(snippets.depths) or any(
-        s.shape[0] != d.shape[0] for s, d in zip(alignment.scales, snippets.depths, strict=False)
-    ):
-        raise InvalidInput("The alignment was made for other snippet depths (counts differ).")
+    if (len(alignment.scales) != len(snippets.depths)
+            or len(alignment.shifts) != len(snippets.depths)
+            or any(s.shape != (d.shape[0],) or t.shape != (d.shape[0],) for s, t, d in
+                   zip(alignment.scales, alignment.shifts, snippets.depths, strict=True))):
+        raise InvalidInput(
+            "The alignment was made for other snippet depths: it needs one scale and one shift "
+            f"per snippet ({[int(d.shape[0]) for d in snippets.depths]} per group); got "
+            f"{[tuple(s.shape) for s in alignment.scales]} scales and "
+            f"{[tuple(t.shape) for t in alignment.shifts]} shifts."
+        )
+    scales_on = [s.to(device=device, dtype=torch.float32) for s in alignment.scales]
+    shifts_on = [t.to(device=device, dtype=torch.float32) for t in alignment.shifts]
     if chunk < 1:
         raise InvalidSettings(f"chunk must be >= 1 frame; got {chunk}.")
     num_frames = snippets.plan.num_frames
@@ -97,31 +119,39 @@ def _merge(snippets, alignment, chunk, hooks, out, spread_out, with_spread: bool
     for start in range(0, num_frames, chunk):
         hooks.check_cancel()
         stop = min(start + chunk, num_frames)
-        total = torch.zeros(stop - start, height, width)
+        total = torch.zeros(stop - start, height, width, device=device)
         if with_spread:
-            sums = torch.zeros(stop - start, height, width, dtype=torch.float64)
+            sums = torch.zeros(stop - start, height, width, dtype=torch.float64, device=device)
             squares = torch.zeros_like(sums)
         for group, depth in enumerate(snippets.depths):
             here = table.group[start:stop] == group  # b R
-            frames = here.nonzero()[:, 0]
+            frames = here.nonzero()[:, 0].to(device)
             local, position = table.local[start:stop][here], table.position[start:stop][here]
-            values = depth[local, position].float() - alignment.offset  # q H W
-            scales = alignment.scales[group][local].float()[:, None, None]
-            shifts = alignment.shifts[group][local].float()[:, None, None]
+            # read where the depths are (host, disk or device), align on `device`
+            values = depth[local, position].to(device=device, dtype=torch.float32)  # q H W
+            values -= alignment.offset
+            on_device = local.to(device)
+            scales = scales_on[group][on_device][:, None, None]
+            shifts = shifts_on[group][on_device][:, None, None]
             aligned = values * scales + shifts  # q H W
             total.index_add_(0, frames, aligned)
             if with_spread:
                 wide = aligned.double()
                 sums.index_add_(0, frames, wide)
                 squares.index_add_(0, frames, wide * wide)
-        counts = table.counts[start:stop, None, None]
-        out[start:stop] = total / counts.float()
+        counts = table.counts[start:stop, None, None].to(device)
+        out[start:stop] = _to_array(total / counts.float(), out)
         if with_spread:
             mean = sums / counts.double()
             variance = (squares / counts.double() - mean * mean).clamp_(min=0.0)
-            spread_out[start:stop] = variance.sqrt_().float()
+            spread_out[start:stop] = _to_array(variance.sqrt_().float(), spread_out)
         hooks.progress(stop, num_frames)
     return out, spread_out
+
+
+def _to_array(values: Tensor, array) -> Tensor:
+    """``values`` on the device of ``array`` (a tensor), or on the host (a `DiskTensor`)."""
+    return values.to(array.device if isinstance(array, Tensor) else "cpu")
 
 
 def normalize_depth(depth: Tensor) -> Tensor:

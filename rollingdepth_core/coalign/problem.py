@@ -91,6 +91,11 @@ class AlignmentProblem:
     def num_pixels(self) -> int:
         return int(self.values[0].shape[-1])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the values are (the solvers compute there)."""
+        return self.values[0].device
+
 
 def snippet_chunks(depth, chunk: int = READ_CHUNK):
     """Yield `(start, stop, b n H W tensor)` over the snippets of one group's storage."""
@@ -127,24 +132,39 @@ def optimisation_pixels(depth: Tensor, border: int, subsample: int) -> Tensor:
     return depth[..., ::subsample, ::subsample]
 
 
-def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings) -> AlignmentProblem:
+def snippets_device(snippets: SnippetDepths) -> torch.device:
+    """Where the snippet depths are: the device of an in-memory tensor, else the CPU
+    (`DiskTensor` storage reads into host memory)."""
+    depth = snippets.depths[0]
+    return depth.device if isinstance(depth, Tensor) else torch.device("cpu")
+
+
+def prepare_problem(snippets: SnippetDepths, settings: CoalignSettings,
+                    device: torch.device | str | None = None) -> AlignmentProblem:
     """Subtract the global minimum, crop, subsample and flatten every group to `s n P`.
 
     Reads the snippet storage in chunks, so only the subsampled pixels are held.
+
+    Args:
+        snippets: the snippet depths (any storage).
+        settings: border and subsampling.
+        device: where the problem's tensors go (the solvers compute there); default
+            `snippets_device`.
     """
+    device = snippets_device(snippets) if device is None else torch.device(device)
     check_snippet_depths(snippets, finite=False)
     offset, top = value_range(snippets)
     if not (math.isfinite(offset) and math.isfinite(top)):
         check_snippet_depths(snippets)  # raises, naming the snippets
     values = tuple(
         torch.cat([
-            (optimisation_pixels(chunk, settings.border, settings.subsample).float() - offset)
-            .flatten(-2)
+            (optimisation_pixels(chunk, settings.border, settings.subsample)
+             .to(device=device, dtype=torch.float32) - offset).flatten(-2)
             for _, _, chunk in snippet_chunks(depth)
         ])
         for depth in snippets.depths
     )
-    indices = tuple(g.indices for g in snippets.plan.groups)
+    indices = tuple(g.indices.to(device) for g in snippets.plan.groups)
     return AlignmentProblem(values, indices, snippets.plan.num_frames, offset)
 
 
@@ -161,7 +181,7 @@ def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
             f"snippet depths hold {len(snippets.depths)} groups but the plan has {len(groups)}."
         )
     size = tuple(snippets.depths[0].shape[-2:])
-    for group, depth in zip(groups, snippets.depths, strict=False):
+    for group, depth in zip(groups, snippets.depths, strict=True):
         if len(depth.shape) != 4 or tuple(depth.shape[:2]) != tuple(group.indices.shape):
             raise InvalidInput(
                 f"snippet depths of dilation {group.dilation} must be `s n H W` with s n = "
@@ -173,7 +193,7 @@ def check_snippet_depths(snippets: SnippetDepths, finite: bool = True) -> None:
                 f"the first group {size}; all groups must have the same H W."
             )
     if finite and not all(math.isfinite(v) for v in value_range(snippets)):
-        for group, depth in zip(groups, snippets.depths, strict=False):
+        for group, depth in zip(groups, snippets.depths, strict=True):
             for start, _, values in snippet_chunks(depth):
                 bad = (~torch.isfinite(values.flatten(1)).all(1)).nonzero().flatten() + start
                 if bad.numel():
@@ -195,7 +215,7 @@ def frame_means(values: Tensor, frames: Tensor, num_frames: int) -> Tensor:
     """
     sums = torch.zeros(num_frames, values.shape[-1], dtype=values.dtype, device=values.device)
     sums.index_add_(0, frames, values)
-    counts = torch.bincount(frames, minlength=num_frames).to(values.dtype)
+    counts = torch.bincount(frames, minlength=num_frames).to(values.dtype)  # same device
     return sums / counts[:, None]
 
 
@@ -205,22 +225,33 @@ def objective(
     shifts: tuple[Tensor, ...],
     settings: CoalignSettings,
 ) -> Tensor:
-    """The reference co-alignment loss at the given parameters (differentiable).
+    """The SPEC §4 co-alignment objective at given parameters (differentiable, as the reference).
 
-    Per frame, the target is the mean of its aligned predictions (a constant), each residual
-    is divided by the frame's mean |target|; the same on `1 / clip(x, min)`; plus per group
-    `w_s mean(relu(1 - s)^2) + w_t mean(t^2)`.
+    With `x = s_k v + t_k` every aligned prediction of frame `i` (all groups pooled): the
+    target `T_i = mean x` and scale `c_i = mean_p |T_i|` (both detached, as the reference
+    does: gradients treat them as constants), the inverse-depth term
+    `sum |x - T_i| / c_i`, the same on `1 / clip(x, min_inverse_depth)` times
+    ``depth_term_weight``, both divided by the dense `rows N P` size (or by the number of
+    predictions x `P` without ``dense_normalization``), plus per group
+    `scale_reg_weight mean(relu(1 - s)^2) + shift_reg_weight mean(t^2)`.
 
     Args:
-        problem: `prepare_problem` output.
-        scales, shifts: per group `s`.
+        problem: `prepare_problem(snippets, settings)`: per group values `s n P`
+            (min-subtracted optimisation pixels) and frame indices `s n`.
+        scales, shifts: per group `s` (the unknowns; any values, e.g. a solver's
+            `Alignment.scales` / `.shifts` or a hand-made alignment), on the problem's device.
+        settings: the objective's weights (the same settings `prepare_problem` used).
 
     Returns:
-        Scalar loss.
+        The loss, a 0-dim tensor (`objective_value` gives a float).
+
+    Raises:
+        InvalidInput: the parameters do not have one value per snippet of every group.
     """
+    check_parameters(problem, scales, shifts)
     aligned = torch.cat([
         (v * s[:, None, None] + t[:, None, None]).flatten(0, 1)
-        for v, s, t in zip(problem.values, scales, shifts, strict=False)
+        for v, s, t in zip(problem.values, scales, shifts, strict=True)
     ])  # m P
     frames = torch.cat([i.flatten() for i in problem.indices]).to(aligned.device)  # m, where the values are
     if settings.dense_normalization:
@@ -231,6 +262,19 @@ def objective(
     inverse = 1.0 / aligned.clamp(min=settings.min_inverse_depth)
     data = data + settings.depth_term_weight * _relative_l1(inverse, frames, problem.num_frames)
     return data / denominator + regulariser(scales, shifts, settings)
+
+
+def check_parameters(problem: AlignmentProblem, scales, shifts) -> None:
+    """Raise ``InvalidInput`` unless scales and shifts hold `s` values for every group."""
+    expected = [int(v.shape[0]) for v in problem.values]
+    got_scales = [tuple(s.shape) for s in scales]
+    got_shifts = [tuple(t.shape) for t in shifts]
+    wanted = [(k,) for k in expected]
+    if got_scales != wanted or got_shifts != wanted:
+        raise InvalidInput(
+            f"scales and shifts need one value per snippet of every group, {expected}; got "
+            f"scales {got_scales} and shifts {got_shifts}."
+        )
 
 
 def _relative_l1(aligned: Tensor, frames: Tensor, num_frames: int) -> Tensor:
@@ -248,7 +292,7 @@ def regulariser(
     return sum(
         settings.scale_reg_weight * torch.relu(1 - s).square().mean()
         + settings.shift_reg_weight * t.square().mean()
-        for s, t in zip(scales, shifts, strict=False)
+        for s, t in zip(scales, shifts, strict=True)
     )
 
 
@@ -256,10 +300,12 @@ def objective_value(
     problem: AlignmentProblem, scales: tuple[Tensor, ...], shifts: tuple[Tensor, ...],
     settings: CoalignSettings,
 ) -> float:
-    """`objective` as a float, without autograd."""
+    """`objective` as a float, without autograd (parameters moved to the problem's device)."""
+    device = problem.device
     with torch.no_grad():
-        return float(objective(problem, tuple(s.float() for s in scales),
-                               tuple(t.float() for t in shifts), settings))
+        return float(objective(problem, tuple(s.to(device=device, dtype=torch.float32) for s in scales),
+                               tuple(t.to(device=device, dtype=torch.float32) for t in shifts),
+                               settings))
 
 
 Solver = Callable[[AlignmentProblem, CoalignSettings, Hooks], Alignment]

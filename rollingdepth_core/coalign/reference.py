@@ -25,13 +25,13 @@ def solve_adam(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hook
 
     The loss history holds the loss *before* each update (as the reference records it).
     """
-    device = problem.values[0].device
+    device = problem.device
     scales = [torch.ones(v.shape[0], device=device, requires_grad=True) for v in problem.values]
     shifts = [torch.zeros(v.shape[0], device=device, requires_grad=True) for v in problem.values]
     optimizer = torch.optim.Adam(
         scales + shifts, lr=settings.learning_rate, betas=settings.adam_betas
     )
-    history = torch.zeros(settings.num_iterations, dtype=torch.float64)
+    history = torch.zeros(settings.num_iterations, dtype=torch.float64, device="cpu")  # returned
     steps = settings.num_iterations
     for i in range(settings.num_iterations):
         if i % PROGRESS_EVERY == 0:

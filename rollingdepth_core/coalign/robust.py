@@ -19,7 +19,7 @@ parameters: E is unchanged by one common scale and shift, which are fixed afterw
 (geometric mean of the scales 1, mean shift 0).
 
 How: iteratively reweighted least squares; the weighted problem is linear in the unknowns
-and its normal equations are block tridiagonal (`coalign_linalg`), as in the fast solver.
+and its normal equations are block tridiagonal (`linalg/block_tridiagonal.py`), as in the fast solver.
 Squares first (closed form), then L1-like weights, then Cauchy. Pixels: an evenly spread
 subset of the optimisation pixels (robust statistics need few).
 """
@@ -34,8 +34,8 @@ from torch import Tensor
 
 from ..hooks import Hooks
 from ..types import Alignment
-from .fast import factor_robustly, pixel_subset
-from .linalg.block_tridiagonal import assemble, block_layout, flush_denormals
+from .linalg.block_tridiagonal import assemble, flush_denormals
+from .newton_setup import factor_robustly, pixel_subset, snippet_unknowns
 from .problem import AlignmentProblem, CoalignSettings, objective_value
 from .slots import FrameSlots, frame_slots
 
@@ -123,7 +123,7 @@ def normal_equations(slots: FrameSlots, pairs: Tensor, resid: Tensor, mu: Tensor
     w = weights / mu[:, None].square()
     we = weights * resid / mu[:, None]
     num = slots.num_snippets
-    gradient = torch.zeros(num, 2, dtype=torch.float64)
+    gradient = torch.zeros(num, 2, dtype=torch.float64, device=resid.device)
     gradient.index_add_(0, k_r, torch.stack([(we * a).sum(-1), we.sum(-1)], -1).double())
     gradient.index_add_(0, k_l, -torch.stack([(we * b).sum(-1), we.sum(-1)], -1).double())
 
@@ -160,16 +160,12 @@ def solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: Ho
 
 
 def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
-    sizes = [int(v.shape[0]) for v in problem.values]
-    num_snippets = sum(sizes)
+    unknowns = snippet_unknowns(problem)
+    layout = unknowns.layout
     slots = frame_slots(problem.values, problem.indices, problem.num_frames,
-                        pixel_subset(problem.num_pixels, MAX_PIXELS))
+                        pixel_subset(problem.num_pixels, MAX_PIXELS, problem.device))
     pairs = frame_pairs(slots)
-    first = torch.cat([idx[:, 0] for idx in problem.indices])
-    span = max(int((idx[:, -1] - idx[:, 0]).max()) for idx in problem.indices)
-    layout = block_layout(first, span)
-    scales = torch.ones(num_snippets, dtype=torch.float64)
-    shifts = torch.zeros(num_snippets, dtype=torch.float64)
+    scales, shifts = unknowns.start()
     budget = settings.num_iterations
     total = min(budget, sum(phase.max_iterations for phase in PHASES))
     done, width, energy = 0, 1.0, float("nan")
@@ -183,9 +179,8 @@ def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: H
                 width = CAUCHY_WIDTH * residual_width(resid)
             weights = loss_weights(resid, phase.loss, width)
             gradient, rows, cols, blocks = normal_equations(slots, pairs, resid, mu, weights)
-            diagonal = torch.zeros(num_snippets, 2, dtype=torch.float64)
             level = float(blocks[: len(pairs)].diagonal(dim1=1, dim2=2).mean())
-            diagonal += DAMPING * max(level, 1e-30)
+            diagonal = torch.full_like(gradient, DAMPING * max(level, 1e-30))
             factors = factor_robustly(assemble(layout, rows, cols, blocks, diagonal))
             step = layout.from_blocks(factors.solve(-layout.to_blocks(gradient)))
             current = energy = weighted_energy(resid, phase.loss, width)
@@ -202,11 +197,8 @@ def _solve_robust(problem: AlignmentProblem, settings: CoalignSettings, hooks: H
                 break
         logger.debug("robust %s: energy %.6g (c = %.4g) after %d iterations",
                      phase.loss, energy, width, done)
-    scales_out = tuple(torch.split(scales.float(), sizes))
-    shifts_out = tuple(torch.split(shifts.float(), sizes))
     hooks.progress(total, total)
-    return Alignment(
-        scales=scales_out, shifts=shifts_out, offset=problem.offset,
-        objective=objective_value(problem, scales_out, shifts_out, settings),
-        method="robust",
-    )
+    sizes = list(unknowns.group_sizes)
+    objective = objective_value(problem, torch.split(scales.float(), sizes),
+                                torch.split(shifts.float(), sizes), settings)
+    return unknowns.alignment(scales, shifts, problem.offset, objective, "robust")

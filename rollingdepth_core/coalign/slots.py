@@ -85,12 +85,14 @@ class SlotTable:
 def slot_table(indices: tuple[Tensor, ...], num_frames: int) -> SlotTable:
     """Invert per-group `s n` frame indices into per-frame slots (`R = sum of n`).
 
-    Raises ``InvalidInput`` when a frame is in no snippet or an index is out of range.
+    The table is made on the indices' device. Raises ``InvalidInput`` when a frame is in
+    no snippet or an index is out of range.
     """
     num_slots = sum(int(idx.shape[1]) for idx in indices)
-    group = torch.full((num_frames, num_slots), -1, dtype=torch.int64)
-    local = torch.zeros(num_frames, num_slots, dtype=torch.int64)
-    position = torch.zeros(num_frames, num_slots, dtype=torch.int64)
+    device = indices[0].device
+    group = torch.full((num_frames, num_slots), -1, dtype=torch.int64, device=device)
+    local = torch.zeros(num_frames, num_slots, dtype=torch.int64, device=device)
+    position = torch.zeros(num_frames, num_slots, dtype=torch.int64, device=device)
     slot = 0
     for g, idx in enumerate(indices):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_frames):
@@ -100,7 +102,7 @@ def slot_table(indices: tuple[Tensor, ...], num_frames: int) -> SlotTable:
             if frames.numel() and int(torch.bincount(frames, minlength=num_frames).max()) > 1:
                 raise InvalidInput("a frame appears twice in one snippet position (stride must be 1).")
             group[frames, slot] = g
-            local[frames, slot] = torch.arange(idx.shape[0])
+            local[frames, slot] = torch.arange(idx.shape[0], device=device)
             position[frames, slot] = j
             slot += 1
     counts = (group >= 0).sum(1)
@@ -137,10 +139,11 @@ def frame_slots(
             raise InvalidInput(f"values {tuple(v.shape)} do not match indices {tuple(idx.shape)}.")
     table = slot_table(indices, num_frames)
     filled = table.group >= 0
-    offsets = torch.tensor([0] + [int(idx.shape[0]) for idx in indices]).cumsum(0)
+    offsets = torch.tensor([0] + [int(idx.shape[0]) for idx in indices],
+                           device=table.group.device).cumsum(0)
     snippet = torch.where(filled, offsets[table.group.clamp(min=0)] + table.local, -1)
     num_pixels = int(values[0].shape[-1]) if pixels is None else int(pixels.numel())
-    out = torch.zeros(num_frames, snippet.shape[1], num_pixels, dtype=dtype)
+    out = torch.zeros(num_frames, snippet.shape[1], num_pixels, dtype=dtype, device=values[0].device)
     for g, v in enumerate(values):
         here = filled & (table.group == g)
         rows = v[table.local[here], table.position[here]]  # q P

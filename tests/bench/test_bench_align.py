@@ -89,3 +89,48 @@ def test_command_runs_measures_and_writes(tiny_case, tmp_path, monkeypatch, caps
     assert (out / "coalign_error_over_time.png").stat().st_size > 1000
     with pytest.raises(SystemExit, match="unknown case"):
         command.main(["align", "--cases", "nope", "--out", str(out)])
+
+
+def test_failed_cases_are_listed_and_fail_the_command(tiny_case, tmp_path, monkeypatch, capsys):
+    """Issue 12 §3: a case without input or a measurement that crashes is reported (table,
+    JSON, exit status 1), not skipped silently."""
+    import json
+    import subprocess
+
+    from rollingdepth_core.bench import align
+
+    case, folder = tiny_case
+    missing = data.Case("missing", "synthetic, no input", 40, 24, 32, ("fast",))
+    monkeypatch.setitem(data.CASES, "tiny", case)
+    monkeypatch.setitem(data.CASES, "missing", missing)
+    real_prepare, real_worker = align.prepare_case, align.run_worker
+
+    def prepare(case, cache_dir):
+        if case.key == "missing":
+            raise FileNotFoundError("golden align_small not found; set ROLLINGDEPTH_GOLDEN.")
+        return real_prepare(case, cache_dir)
+
+    def worker(folder, method, storage, threads):
+        if method == "fast":
+            raise subprocess.CalledProcessError(1, ["worker"])
+        return real_worker(folder, method, storage, threads)
+
+    monkeypatch.setattr(align, "prepare_case", prepare)
+    monkeypatch.setattr(align, "run_worker", worker)
+    out = tmp_path / "out"
+    code = align.run(argparse_namespace(cases="tiny,missing", cache_dir=folder.parent, out=out))
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "| synthetic, 40 x 32x24 | naive per-frame mean |" in printed
+    assert "FAILED (2)" in printed
+    assert "- synthetic, 40 x 32x24, fast: Command '['worker']' returned non-zero exit status 1." in printed
+    assert "- synthetic, no input: input: golden align_small not found" in printed
+    saved = json.loads((out / "coalign_benchmark.json").read_text())
+    assert [f["case"] for f in saved["failures"]] == ["synthetic, 40 x 32x24, fast", "synthetic, no input"]
+
+
+def argparse_namespace(**values):
+    import argparse
+
+    defaults = dict(methods="", threads=1)
+    return argparse.Namespace(**{**defaults, **values})

@@ -1,4 +1,4 @@
-"""Block-tridiagonal solves through the blocks' separators (`coalign_separator`)."""
+"""Block-tridiagonal solves through the blocks' separators (`coalign/linalg/separator.py`)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
   (golden/README.md §6): every weight, the clip, both normalisations, border and subsample.
 - `fast` optimises the objective it is given: with a changed weight its answer is better
   under that weight than the default answer (a solver that ignored the setting would return
-  the default answer).
+  the default answer). On a clip of another tiny checkpoint (`forty_frame_clip`, conftest):
+  on case_a the start beats every fixed point, so fast returns it (issue 12 §1).
 - The reference solver against Adam written out here: learning rate, betas, iteration count
   and the objective's weights all reach it.
 """
@@ -39,8 +40,14 @@ def snippets(case_a) -> SnippetDepths:
 
 
 @pytest.fixture(scope="module")
-def fast_default(snippets):
-    return coalign(snippets, "fast", CoalignSettings())
+def aligning(forty_frame_clip) -> SnippetDepths:
+    """A clip where fast's fixed point (not the start) is the answer under default settings."""
+    return forty_frame_clip
+
+
+@pytest.fixture(scope="module")
+def fast_default(aligning):
+    return coalign(aligning, "fast", CoalignSettings())
 
 
 def dense_objective(snippets: SnippetDepths, scales, shifts, settings: CoalignSettings) -> float:
@@ -107,41 +114,43 @@ def test_objective_equals_a_dense_reimplementation(snippets, changes):
 
 
 @pytest.mark.parametrize("name", sorted(CHANGED))
-def test_fast_optimises_the_objective_it_is_given(snippets, fast_default, name):
+def test_fast_optimises_the_objective_it_is_given(aligning, fast_default, name):
     settings = dataclasses.replace(CoalignSettings(), **CHANGED[name])
-    problem = prepare_problem(snippets, settings)
-    alignment = coalign(snippets, "fast", settings)
+    problem = prepare_problem(aligning, settings)
+    alignment = coalign(aligning, "fast", settings)
     value = objective_value(problem, alignment.scales, alignment.shifts, settings)
     assert alignment.objective == pytest.approx(value, rel=1e-5)  # reported under these settings
     default_answer = objective_value(problem, fast_default.scales, fast_default.shifts, settings)
-    # measured 2026-11-22: 0.5 % (depth term off) to 27 % (scale penalty x20) better
+    # measured 2026-12-02 on the 40-frame clip: 0.65 % (depth term off) to 32 % (subsample 3) better
     assert value < default_answer * (1 - 2e-3), f"{name}: {value} vs the default answer's {default_answer}"
 
 
 @pytest.mark.parametrize("changes", [
     dict(dense_normalization=False),
-    dict(min_inverse_depth=1.0),  # the optimisation values are 0.83 .. 1.79: the clip bites
+    dict(min_inverse_depth=1.0),  # the optimisation values are 0.52 .. 1.18: the clip bites
 ], ids=lambda c: ",".join(c))
-def test_fast_reaches_the_reference_answer_under_changed_settings(snippets, fast_default, changes):
-    """Settings under which the default answer happens to score lower than the right one
-    (the fixed point both solvers find is not the loss's minimum): the reference Adam loop
-    run with the same settings is the yardstick."""
+def test_fast_reaches_the_reference_answer_under_changed_settings(aligning, fast_default, changes):
+    """Settings under which the default answer may score lower than the right one (the
+    fixed point both solvers find is not the loss's minimum): the reference Adam loop run
+    with the same settings is the yardstick; fast lands within SPEC §6 of it, nearer than
+    the default answer does."""
     settings = dataclasses.replace(CoalignSettings(), **changes)
-    fast = coalign(snippets, "fast", settings)
-    adam = coalign(snippets, "reference", settings)
+    fast = coalign(aligning, "fast", settings)
+    adam = coalign(aligning, "reference", settings)
     assert fast.objective <= adam.objective * (1 + 1e-4)
     for ours, theirs in zip(fast.scales, adam.scales, strict=True):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=2.5e-3)  # measured 1.1e-3, 1.5e-3
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=5e-3)  # measured 2.9e-3, 2.4e-3
+    near = max(float((d - t).abs().max()) for d, t in zip(fast.scales, adam.scales, strict=True))
     moved = max(float((d - t).abs().max()) for d, t in zip(fast_default.scales, adam.scales, strict=True))
-    assert moved > 1e-2  # measured 1.4e-2, 5.2e-2: the default answer is not it
+    assert moved > near  # measured 5.1e-3 and 3.9e-2: the default answer is not it
 
 
-def test_fast_iteration_cap_stops_early(snippets, fast_default):
+def test_fast_iteration_cap_stops_early(aligning, fast_default):
     calls: list[tuple[int, int]] = []
-    capped = coalign(snippets, "fast", CoalignSettings(num_iterations=3),
+    capped = coalign(aligning, "fast", CoalignSettings(num_iterations=3),
                      Hooks(progress=lambda done, total: calls.append((done, total))))
     assert calls[-1] == (3, 3) and {total for _, total in calls} == {3}
-    start = coalign(snippets, "fast", CoalignSettings(num_iterations=0))
+    start = coalign(aligning, "fast", CoalignSettings(num_iterations=0))
     for answer in (start, fast_default):
         moved = max(float((a - b).abs().max()) for a, b in zip(capped.scales, answer.scales, strict=True))
         assert moved > 1e-3

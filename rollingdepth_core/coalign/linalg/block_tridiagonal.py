@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -65,11 +66,12 @@ def block_layout(first_frames: Tensor, width: int) -> BlockLayout:
     width = max(1, int(width))
     block = first_frames // width
     num_blocks = int(block.max()) + 1
-    order = torch.argsort(block * (first_frames.numel() + 1) + torch.arange(first_frames.numel()))
+    count = torch.arange(first_frames.numel(), device=first_frames.device)
+    order = torch.argsort(block * (first_frames.numel() + 1) + count)
     local = torch.empty_like(block)
     sizes = torch.bincount(block, minlength=num_blocks)
     starts = torch.cumsum(sizes, 0) - sizes
-    local[order] = torch.arange(first_frames.numel()) - starts[block[order]]
+    local[order] = count - starts[block[order]]
     return BlockLayout(block=block, local=local, num_blocks=num_blocks,
                        block_snippets=int(sizes.max()))
 
@@ -93,12 +95,12 @@ def assemble(
         `[:, 2]` to `i + 1`. Padding unknowns get a unit diagonal.
     """
     nb, q = layout.num_blocks, layout.block_size
-    bands = torch.zeros(nb, 3, q, q, dtype=dtype)
+    bands = torch.zeros(nb, 3, q, q, dtype=dtype, device=values.device)
     row_block, col_block = layout.block[rows], layout.block[cols]
     band = col_block - row_block + 1
     if bool(((band < 0) | (band > 2)).any()):
         raise ValueError("a snippet pair spans more than neighbouring blocks; widen the blocks.")
-    arange = torch.arange(PARAMS)
+    arange = torch.arange(PARAMS, device=rows.device)
     i = PARAMS * layout.local[rows][:, None, None] + arange[None, :, None]  # q 2 1
     j = PARAMS * layout.local[cols][:, None, None] + arange[None, None, :]  # q 1 2
     flat = ((row_block[:, None, None] * 3 + band[:, None, None]) * q + i) * q + j
@@ -190,7 +192,7 @@ def solve_block_tridiagonal(bands: Tensor, rhs: Tensor) -> Tensor:
 
 def flushing_denormals() -> bool:
     """Whether the CPU currently flushes denormal floats to zero."""
-    return bool((torch.tensor([1e-310], dtype=torch.float64) * 1.0)[0] == 0)
+    return bool((torch.tensor([1e-310], dtype=torch.float64, device="cpu") * 1.0)[0] == 0)
 
 
 @contextmanager
@@ -246,10 +248,11 @@ class AndersonMixer:
             self._rs.pop(0)
         if self.memory == 0 or len(self._xs) < 2:
             return gx
-        d_r = torch.stack([b - a for a, b in zip(self._rs, self._rs[1:], strict=False)], 1)
-        d_x = torch.stack([b - a for a, b in zip(self._xs, self._xs[1:], strict=False)], 1)
+        d_r = torch.stack([b - a for a, b in pairwise(self._rs)], 1)
+        d_x = torch.stack([b - a for a, b in pairwise(self._xs)], 1)
         gram = d_r.T @ d_r
-        gram = gram + 1e-12 * gram.diagonal().max() * torch.eye(gram.shape[0], dtype=gram.dtype)
+        gram = gram + 1e-12 * gram.diagonal().max() * torch.eye(
+            gram.shape[0], dtype=gram.dtype, device=gram.device)
         gamma = torch.linalg.solve(gram, d_r.T @ residual)
         if not bool(torch.isfinite(gamma).all()):
             self.reset()

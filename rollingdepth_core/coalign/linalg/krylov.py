@@ -45,13 +45,13 @@ class PairPattern:
 def pair_pattern(rows: Tensor, cols: Tensor, layout: BlockLayout) -> PairPattern:
     """The CSR pattern of snippet pairs `rows`, `cols` (`q` int64 each); once per layout."""
     start = layout.block * layout.block_size + PARAMS * layout.local  # K: first unknown
-    unknown = torch.arange(PARAMS)
+    unknown = torch.arange(PARAMS, device=rows.device)
     row = (start[rows][:, None, None] + unknown[None, :, None]).expand(-1, PARAMS, PARAMS)
     col = (start[cols][:, None, None] + unknown[None, None, :]).expand(-1, PARAMS, PARAMS)
     row, col = row.reshape(-1), col.reshape(-1)
     size = layout.num_blocks * layout.block_size
     order = torch.argsort(row * size + col)
-    crow = torch.zeros(size + 1, dtype=torch.int64)
+    crow = torch.zeros(size + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
     return PairPattern(crow=crow, col=col[order], order=order,
                        shape=(layout.num_blocks, layout.block_size))
@@ -62,7 +62,7 @@ def pair_operator(pattern: PairPattern, blocks: Tensor, diagonal: Tensor) -> Lin
 
     Args:
         pattern: from `pair_pattern`.
-        blocks: `q 2 2` float64 (`coalign_fast.newton_system`).
+        blocks: `q 2 2` float64 (`fast_system.newton_system`).
         diagonal: `b q` float64, added to each unknown's diagonal entry (0 in padding).
 
     Returns:
@@ -73,7 +73,8 @@ def pair_operator(pattern: PairPattern, blocks: Tensor, diagonal: Tensor) -> Lin
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
         matrix = torch.sparse_csr_tensor(pattern.crow, pattern.col,
-                                         blocks.reshape(-1)[pattern.order], (size, size))
+                                         blocks.reshape(-1)[pattern.order], (size, size),
+                                         device=blocks.device)
 
     def product(vector: Tensor) -> Tensor:
         return (matrix @ vector.reshape(-1)).reshape(vector.shape) + diagonal * vector

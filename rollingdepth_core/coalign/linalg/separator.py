@@ -1,6 +1,6 @@
 """Block-tridiagonal solves through the blocks' separators (nested elimination).
 
-In the co-alignment systems (`coalign_linalg`), block `i` couples to block `i + 1` only
+In the co-alignment systems (`block_tridiagonal.py`), block `i` couples to block `i + 1` only
 through its *separator*: the snippets of block `i` that share a frame with a snippet of
 block `i + 1` (with dilations 1/10/25 and `n = 3`: every dilation-25 snippet of the block,
 20 dilation-10 ones and 2 dilation-1 ones, 144 of the 300 unknowns). Everything else in a
@@ -55,7 +55,7 @@ def separator_layout(layout: BlockLayout, rows: Tensor, cols: Tensor) -> tuple[B
     counts = torch.bincount(key, minlength=2 * nb)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty_like(layout.block)
-    rank[order] = torch.arange(layout.block.numel()) - starts[key[order]]
+    rank[order] = torch.arange(layout.block.numel(), device=key.device) - starts[key[order]]
     interior = int(counts[0::2].max())
     local = rank + on_separator.long() * interior
     snippets = interior + int(counts[1::2].max())
@@ -84,7 +84,7 @@ class SeparatorFactors:
     """A block-tridiagonal matrix factorised through its separators (module doc).
 
     Explicit inverses of small blocks: the fast solver applies one factorisation many
-    times (`coalign_krylov`), and a solve is then only matrix products.
+    times (`krylov.py`), and a solve is then only matrix products.
 
     Attributes:
         split: unknowns `0 .. split` of every block are its interior, the rest its separator.
