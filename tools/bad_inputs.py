@@ -245,6 +245,8 @@ CASES: list[Case] = [
     Case("CLI", "`-o` inside a file: `-o taken.txt/sub`", cli("clip.mp4", "-o", "taken.txt/sub", "-q")),
     Case("CLI", "`-o` not writable (simulated: the probe file cannot be written)",
          cli("clip.mp4", "-o", "locked", "-q", setup=refused_probe)),
+    Case("CLI", "`--storage-dir` is a file: `--storage-dir taken.txt`",
+         cli("clip.mp4", "--storage-dir", "taken.txt", "-q")),
     Case("CLI", "results of the same name there: `-o done` (holds `clip_depth.npz`)",
          cli("clip.mp4", "-o", "done", "-q")),
     Case("CLI", "`--overwrite --new-take`", cli("clip.mp4", "--overwrite", "--new-take", "-q")),
