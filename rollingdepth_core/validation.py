@@ -26,7 +26,7 @@ from .io.exr import COMPRESSIONS as EXR_COMPRESSIONS
 from .io.exr import PIXEL_TYPES as EXR_PIXEL_TYPES
 from .io.image_files import WINDOWS
 from .io.outputs import parse_kinds
-from .io.result_set import EXISTING_POLICIES
+from .io.result_set import EXISTING_POLICIES, check_writable_folder
 from .presets import PRESETS, Preset, parse_dilations
 from .runtime.batch_sizes import check_batch_size
 from .runtime.devices import check_device
@@ -106,6 +106,14 @@ def optional_path(value: object, setting: str, wording: Wording) -> object:
     """A check for None or a path (str / os.PathLike)."""
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise InvalidSettings(f"{wording.name(setting)} must be a folder path or None; {_got(value)}.")
+    return value
+
+
+def storage_folder(value: object, setting: str, wording: Wording) -> object:
+    """A check for None or a folder that can be created and written to (it is created)."""
+    optional_path(value, setting, wording)
+    if value is not None:
+        check_writable_folder(value, wording.name(setting))
     return value
 
 
@@ -194,7 +202,7 @@ SETTINGS: dict[str, Check] = {
     "snippets_per_batch": _batch,
     "vae_batch_size": _batch,
     "restore_size": flag,
-    "storage_dir": optional_path,
+    "storage_dir": storage_folder,
     "device": _device,
     "start_frame": whole_number(0),
     "frame_count": whole_number(0, note="0 reads to the end"),

@@ -76,6 +76,22 @@ def test_output_that_is_a_file_fails_before_loading(clip, tmp_path, stub_run, ca
     assert stub_run.load == [] and stub_run.estimate == []
 
 
+def test_storage_folder_that_cannot_be_written_fails_before_loading(clip, tmp_path, stub_run, capsys):
+    # --storage-dir at a file failed with "FileExistsError: ... 'afile'" after the model loaded and
+    # every frame was encoded
+    taken, out = tmp_path / "taken", tmp_path / "out"
+    taken.write_text("x")
+    code, err = run_cli([clip, "-o", out, "--storage-dir", taken, "-q"], capsys)
+    assert code == 2
+    assert error_lines(err) == [f"ERROR rollingdepth: --storage-dir {taken} is a file. Choose a folder."]
+    code, err = run_cli([clip, "-o", out, "--storage-dir", taken / "sub", "-q"], capsys)
+    assert code == 2 and len(error_lines(err)) == 1
+    assert f"--storage-dir {taken / 'sub'} cannot be created: {taken} is a file" in err
+    assert stub_run.load == [] and stub_run.estimate == []
+    assert run_cli([clip, "-o", out, "--storage-dir", tmp_path / "new" / "store", "-q"], capsys)[0] == 0
+    assert stub_run.estimate[0]["storage_dir"] == tmp_path / "new" / "store"
+
+
 def test_unwritable_output_folder_fails_before_loading(clip, tmp_path, stub_run, capsys, monkeypatch):
     def refuse(self, data):
         raise PermissionError(13, "Permission denied")

@@ -87,6 +87,9 @@ def test_default_path_end_to_end_matches_golden(case_a_default, case_a):
         problem, tuple(case_a[f"coalign_scale_d{d}"].flatten() for d in (1, 10)),
         tuple(case_a[f"coalign_translation_d{d}"].flatten() for d in (1, 10)), CoalignSettings())
     assert result.alignment.objective <= reference * (1 + OBJECTIVE)
+    assert result.alignment.objective == pytest.approx(
+        objective_value(problem, result.alignment.scales, result.alignment.shifts, CoalignSettings()),
+        rel=1e-5)
 
 
 def test_explicit_noise_equals_seed(tiny_model, case_a):

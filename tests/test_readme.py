@@ -48,7 +48,9 @@ NOT_RUN = {
     "NODE_PATH=": "the real-ComfyUI check",
     "python tools/check_caching.py": "the real-ComfyUI check",
     "python -m rollingdepth_core.bench": "benchmarks: minutes to hours or a GPU (figures in the README)",
-    "python tools/mutation_check.py": "minutes; tests/test_mutation_check.py runs it",
+    "python tools/mutation_check.py": (
+        "minutes (each mutation runs the tests that guard it): run by hand; "
+        "tests/test_mutation_check.py only checks that every mutation still applies"),
     "rollingdepth-farm": "starts Ray on example shot folders; tests/farm/ runs the farm on the tiny model",
     "python -m rollingdepth_core.farm": "as rollingdepth-farm",
 }
@@ -143,3 +145,18 @@ def test_command_lines_run_as_written(tiny_model_dir, my_video, tmp_path):
             continue
         with np.load(folder / "outputs" / "my_video_depth.npz") as data:
             assert data["inverse_depth"].shape[0] == 8
+
+
+def test_install_commands_give_the_cpu_build_before_the_package():
+    # issue 9: "CPU only, no downloads" above `pip install torch==2.13.0` (PyPI's CUDA build, GBs)
+    # and `pip install -e .` with nothing before it (pulls the newest CUDA torch)
+    installs = [commands(b) for b in blocks("bash") if any("pip install" in c for c in commands(b))]
+    assert installs
+    for block in installs:
+        torch_lines = [i for i, c in enumerate(block) if re.search(r"pip install torch\b", c)]
+        package_lines = [i for i, c in enumerate(block) if re.search(r"pip install -e\b", c)]
+        for i in torch_lines:
+            assert "--index-url https://download.pytorch.org/whl/cpu" in block[i], block[i]
+        if torch_lines and package_lines:
+            assert min(torch_lines) < min(package_lines), block
+    assert any(re.search(r"pip install torch\b", c) for c in installs[0])  # the first install: torch first

@@ -79,7 +79,7 @@ def test_check_preset_accepts_names_and_checks_every_field():
     assert set(SETTINGS) >= {f.name for f in dataclasses.fields(PRESETS["fast"])}
 
 
-def test_estimate_depth_checks_everything_before_encoding(tiny_model, monkeypatch):
+def test_estimate_depth_checks_everything_before_encoding(tiny_model, monkeypatch, tmp_path):
     from rollingdepth_core.stages import encode
 
     def never(*args, **kwargs):
@@ -96,7 +96,10 @@ def test_estimate_depth_checks_everything_before_encoding(tiny_model, monkeypatc
         (dict(coalign_settings={"num_iterations": 3}), "coalign_settings must be a CoalignSettings"),
         (dict(snippets_per_batch=0), "snippets_per_batch"),
         (dict(noise=torch.zeros(1, 4, 3, 3)), "noise must have shape"),
+        # a storage_dir at a file failed with FileExistsError after every frame was encoded
+        (dict(storage_dir=tmp_path / "taken"), f"storage_dir {tmp_path / 'taken'} is a file. Choose a"),
     ]
+    (tmp_path / "taken").write_text("x")
     for changes, message in bad_calls:
         kwargs = {"settings": PRESETS["fast"], **changes}
         with pytest.raises((InvalidSettings, InvalidInput), match=message):

@@ -36,6 +36,7 @@ from ..coalign.methods import DEFAULT_METHOD
 from ..model.checkpoint import resolve_dtype
 from ..model.speedups import ATTENTION_BACKENDS
 from ..presets import PRESETS, parse_dilations
+from .files import write_text_atomic
 from .flops import peak_tflops
 from .runner import GIB, MODES, BenchConfig, model_flops, run_mode, run_mode_in_subprocess
 
@@ -51,6 +52,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rollingdepth_core.bench speed",
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dtype", default=None, choices=("fp16", "bf16", "fp32"),
                        help="default: the preset's (fp32 on a CPU)")
     clip = parser.add_argument_group("clip and preset")
-    clip.add_argument("--frames", type=int, default=250)
+    clip.add_argument("--frames", type=positive_int, default=250)
     clip.add_argument("--size", type=parse_size, default=None,
                       help="input frame size HxW (default: 16:9 at the processing resolution)")
     clip.add_argument("--preset", choices=tuple(PRESETS), default="fast")
@@ -91,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-warmup", action="store_true")
     run.add_argument("--no-cudnn-benchmark", action="store_true")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    run.add_argument("--repeat", type=int, default=2,
+    run.add_argument("--repeat", type=positive_int, default=2,
                      help="run the modes alternately this many times (default 2); the table shows each "
                           "stage's fastest run and the spread")
     run.add_argument("--seed", type=int, default=0)
@@ -341,5 +353,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         record = {k: v for k, v in out.items() if k != "config"}
         record["config"] = {**config.__dict__}
-        Path(args.json).write_text(json.dumps(record, indent=2, default=str))
+        write_text_atomic(args.json, json.dumps(record, indent=2, default=str))
     return 0

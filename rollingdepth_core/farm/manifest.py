@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidInput
+from ..io.sequences import pattern_from_text
 from .shots import SHOT_OPTIONS, Shot
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,23 @@ MANIFEST_NAME = "manifest.jsonl"
 STATUSES = ("done", "failed", "skipped")
 
 
+def _files_of(path: Path) -> list[Path] | None:
+    """The files of a folder or of a plate pattern (``plate.####.exr``); None for one file."""
+    pattern = pattern_from_text(path) if not path.exists() else None
+    if pattern is not None:
+        frames = (p for p in sorted(pattern.folder.iterdir()) if pattern.number_of(p.name) is not None)
+        return [p for p in frames if p.is_file()]
+    if path.is_dir():
+        return [p for p in sorted(path.iterdir()) if p.is_file()]
+    return None
+
+
 def source_identity(path: Path) -> list:
     """What identifies a clip's content cheaply: resolved path, size and modification time
-    (of every image, for a folder)."""
+    (of every image, for a folder or a plate pattern)."""
     path = Path(path).resolve()
-    if path.is_dir():
-        files = [p for p in sorted(path.iterdir()) if p.is_file()]
+    files = _files_of(path)
+    if files is not None:
         stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
         return [str(path), hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]]
     stat = path.stat()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..cli import segment_name
+from ..cli import open_input, segment_name
 from ..io.cuts import ANALYSIS_RESOLUTION, detect_cuts
-from ..io.sources import FrameRange, TensorSource, VideoFileSource
+from ..io.sources import FrameRange, TensorSource, VideoFileSource, is_sequence_path
 from ..io.video_files import read_image_folder
+from ..presets import PRESETS
 from .shots import Shot
 
 
@@ -21,6 +22,9 @@ def split_shot(shot: Shot) -> list[Shot]:
     if shot.path.is_dir():
         clip = read_image_folder(shot.path, shot.start, shot.count, ANALYSIS_RESOLUTION)
         source = TensorSource(clip.frames)
+    elif is_sequence_path(shot.path):  # plate.####.exr: read lazily, its frame range and colour applied
+        source = open_input(shot.path, shot.start, shot.count, PRESETS["fast"], show=False,
+                            args=shot.args()).frames
     else:
         source = FrameRange(VideoFileSource(shot.path), shot.start, shot.count)
     segments = detect_cuts(source)

@@ -58,7 +58,7 @@ class ShardWorker(ShotWorker):
         args = argparse.Namespace(**options)
         settings = settings_from_args(args)
         self.model = self.model_for(settings)
-        opened = open_input(args.input, args.start_frame, args.frame_count, settings, show=False)
+        opened = open_input(args.input, args.start_frame, args.frame_count, settings, show=False, args=args)
         self.source = as_source(opened.frames)
         self.settings = opened.settings
         n = min(settings.snippet_length, self.source.num_frames)

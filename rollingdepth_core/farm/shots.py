@@ -1,15 +1,21 @@
 """The shots of a farm run: from a folder, a glob or a shot list (CSV or JSON), checked up front.
 
-A shot is one clip processed whole (co-alignment needs the whole clip): a video file or an
-image-sequence folder, optionally a frame range of it, optionally with its own settings.
+A shot is one clip processed whole (co-alignment needs the whole clip): a video file, an
+image-sequence folder or a plate pattern (``plate.####.exr``, ``plate.%04d.exr``,
+``plate.@@@@.dpx``), optionally a frame range of it, optionally with its own settings.
 Everything here is checked before anything runs; nothing here needs Ray.
 
 Shot list columns / keys:
 
-- ``path`` (required): video file or image folder; relative paths are relative to the list.
-- ``name``: NAME of the shot's outputs (default: the file's stem or the folder's name).
+- ``path`` (required): video file, image folder or plate pattern; relative paths are relative
+  to the list.
+- ``name``: NAME of the shot's outputs (default: the file's stem, the folder's name, or the
+  sequence's name: ``plate`` for ``plate.####.exr``).
 - ``start``, ``count``: frame range (first frame, number of frames; 0 = to the end; default:
   the command's ``--start-frame`` / ``--frame-count``).
+- ``frame_range``: ``1001-1100``, frame numbers of a sequence (indices of a video), like the
+  command line's ``--frame-range``; a sequence's frames are checked up front (every missing
+  frame named).
 - anything else: a per-shot setting, named like the command line option without the dashes
   (``refine_steps``, ``resolution``, ``dilations``, ``preset``, ``seed``...). In JSON they may
   also go in a ``settings`` object. Empty CSV cells mean "the command's value".
@@ -25,8 +31,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli import OptionalFlag, add_clip_options, check_command, flag_value, normalize_args
+from ..cli import OptionalFlag, add_clip_options, check_command, flag_value, input_name, normalize_args
 from ..errors import InvalidSettings, RollingDepthError
+from ..io.sequences import find_sequence, is_image_file, pattern_from_text
 from ..io.video_files import IMAGE_SUFFIXES, list_images
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".mxf", ".gif")
@@ -35,6 +42,7 @@ SHOT_OPTIONS = (
     "preset", "resolution", "dilations", "snippet_length", "cap_dilation", "refine_steps",
     "refine_start_dilation", "dtype", "seed", "coalign_method", "coalign_iterations",
     "restore_resolution", "outputs", "colormap", "fps", "split_at_cuts",
+    "frame_range", "colour_space", "layer", "window",
 )
 RANGE_KEYS = ("start", "count")
 
@@ -148,18 +156,33 @@ def _int_field(row: dict, key: str, default: int) -> int:
     return number
 
 
+def _plate_pattern(path: Path):
+    """The `SequencePattern` of ``plate.####.exr`` / ``%04d`` / ``@@@@`` (image suffix), or None."""
+    try:
+        pattern = pattern_from_text(path)
+    except InvalidSettings:
+        return None  # two number fields: not a pattern (reported as a missing clip)
+    return pattern if pattern is not None and is_image_file(pattern.tail) else None
+
+
 def _clip_kind(path: Path) -> str | None:
-    """"video", "sequence" (a folder of images) or None."""
+    """"video", "sequence" (a folder of images, or a plate pattern whose folder exists) or None."""
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return "video"
     if path.is_dir() and list_images(path):
+        return "sequence"
+    pattern = _plate_pattern(path)
+    if pattern is not None and pattern.folder.is_dir():
         return "sequence"
     return None
 
 
 def default_name(path: Path) -> str:
-    """NAME of a clip's outputs: the file's stem or the folder's name."""
-    return path.stem if path.suffix.lower() in VIDEO_SUFFIXES else path.name
+    """NAME of a clip's outputs: the file's stem, the folder's name, or a plate pattern's
+    sequence name (``plate`` for ``plate.####.exr``), as the single-clip command names it."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return path.stem
+    return input_name(path) if _plate_pattern(path) is not None else path.name
 
 
 def _rows_from_csv(path: Path) -> list[dict]:
@@ -195,8 +218,11 @@ def _paths_from(spec: str) -> tuple[list[Path], str]:
     if path.is_dir() and not list_images(path):
         found = sorted(p for p in path.iterdir() if _clip_kind(p) and not p.name.startswith("."))
         return found, f"folder {path}"
-    if path.exists():
+    if path.exists() or (_plate_pattern(path) is not None and not any(ch in spec for ch in "*?[")):
         return [path], str(path)
+    if _plate_pattern(path) is not None:  # shots/*/plate.####.exr: one plate in each matching folder
+        folders = sorted(Path(p) for p in glob.glob(str(path.parent)) if Path(p).is_dir())
+        return [folder / path.name for folder in folders], f"pattern {spec!r}"
     if any(ch in spec for ch in "*?["):
         return [Path(p) for p in sorted(glob.glob(str(path)))], f"pattern {spec!r}"
     return [], str(path)
@@ -223,7 +249,13 @@ def collect_shots(spec: str | Path, base: argparse.Namespace) -> list[Shot]:
         where, root = str(path), path.parent
     else:
         clips, where = _paths_from(spec)
-        rows, root = [{"path": str(p)} for p in clips], Path.cwd()
+        names = [default_name(p) for p in clips]
+        rows = [  # plates of one name in several shot folders (sh0*/plate.####.exr): FOLDER_plate
+            {"path": str(p), **({"name": f"{p.parent.name}_{n}"} if names.count(n) > 1 and _plate_pattern(p)
+                                else {})}
+            for p, n in zip(clips, names, strict=True)
+        ]
+        root = Path.cwd()
     if not rows:
         raise ShotListError(where, [
             "no shots found (expected video files "
@@ -240,13 +272,18 @@ def collect_shots(spec: str | Path, base: argparse.Namespace) -> list[Shot]:
             label = f"shot {number} ({clip.name})"
             if _clip_kind(clip) is None:
                 raise InvalidSettings(
-                    f"{clip} does not exist" if not clip.exists()
-                    else f"{clip} is neither a video file nor a folder of images"
+                    f"{clip} does not exist" if not clip.exists() and _plate_pattern(clip) is None
+                    else f"the folder of the sequence {clip} does not exist" if not clip.exists()
+                    else f"{clip} is neither a video file nor a folder of images (nor a plate pattern)"
                 )
             start = _int_field(row, "start", getattr(base, "start_frame", 0))
             count = _int_field(row, "count", getattr(base, "frame_count", 0))
             settings = {k: v for k, v in row.items() if k not in ("path", "name", *RANGE_KEYS)}
             options = shot_options(base, settings)
+            if options.get("frame_range") and (start or count):
+                raise InvalidSettings("give either frame_range or start / count, not both")
+            if _clip_kind(clip) == "sequence" and not clip.is_dir():
+                find_sequence(clip, options.get("frame_range"))  # every missing frame, by number, now
             name = str(row.get("name") or default_name(clip)).strip()
             if not name or "/" in name or "\\" in name or name.startswith("."):
                 raise InvalidSettings(f"name {name!r} must be a plain file name")

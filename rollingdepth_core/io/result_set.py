@@ -69,16 +69,22 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         InvalidSettings: the folder (or a parent) is a file, cannot be created, or cannot
             be written to.
     """
+    return check_writable_folder(folder, "Output folder")
+
+
+def check_writable_folder(folder: str | os.PathLike, name: str) -> Path:
+    """`check_output_folder` for any folder a run writes to; ``name`` starts the messages
+    (e.g. "Output folder", "--storage-dir")."""
     folder = Path(os.path.abspath(os.path.expanduser(folder)))
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         what = "is a file" if blocker == folder else f"cannot be created: {blocker} is a file"
-        raise InvalidSettings(f"Output folder {folder} {what}. Choose a folder.")
+        raise InvalidSettings(f"{name} {folder} {what}. Choose a folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InvalidSettings(
-            f"Output folder {folder} cannot be created ({error.strerror or error}). "
+            f"{name} {folder} cannot be created ({error.strerror or error}). "
             "Choose a folder you can write to."
         ) from None
     probe = folder / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
@@ -86,7 +92,7 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         probe.write_bytes(b"probe")
     except OSError as error:
         raise InvalidSettings(
-            f"Output folder {folder} is not writable ({error.strerror or error}). "
+            f"{name} {folder} is not writable ({error.strerror or error}). "
             "Choose a folder you can write to."
         ) from None
     finally:

@@ -108,6 +108,42 @@ def test_speed_smoke_in_process(capsys, tmp_path):
     assert record["flops"]["num_snippets"] == 8 + 6  # dilation 3 is capped to int(10 / 3) - 1 = 2
 
 
+@pytest.mark.parametrize("option", [["--repeat", "0"], ["--frames", "0"], ["--repeat", "two"]])
+def test_speed_refuses_bad_counts_before_any_work(option, capsys, monkeypatch):
+    from rollingdepth_core.bench import speed
+
+    monkeypatch.setattr(speed, "run", lambda *a, **k: pytest.fail("ran the benchmark"))
+    with pytest.raises(SystemExit) as stopped:
+        main(["speed", *TINY, *option])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{option[0]}: must be a whole number >= 1; got '{option[1]}'" in error
+
+
+def test_speed_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+    """The old --json file stays whole until the new one is complete (it was rewritten in place)."""
+    import os
+
+    from rollingdepth_core.bench import speed
+
+    monkeypatch.setattr(speed, "run", lambda config, modes, in_process, repeat: {
+        "config": config, "table": "table\n", "summary": {"modes": modes, "repeat": repeat}})
+    out = tmp_path / "speed.json"
+    assert main(["speed", *TINY, "--repeat", "3", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["summary"] == {"modes": ["reference", "ours"], "repeat": 3}
+    assert record["config"]["arch"] == "tiny" and capsys.readouterr().out == "table\n"
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["speed", *TINY, "--repeat", "2", "--json", str(out)])
+    assert json.loads(out.read_text())["summary"]["repeat"] == 3  # the old result, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speed.json"]  # no partial file left
+
+
 def test_reference_style_coalignment_equals_ours(case_a):
     """Solved where the snippets are, merged and normalised on the host: the same numbers
     as our co-alignment of the same snippets."""

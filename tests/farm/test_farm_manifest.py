@@ -165,3 +165,20 @@ def test_shard_splits_cover_everything_once():
         for g, a, b in part:
             covered[g] += range(a, b)
     assert all(covered[g] == list(range(group.num_snippets)) for g, group in enumerate(plan.groups))
+
+
+def test_a_plate_patterns_hash_follows_its_frames_and_frame_range(tmp_path):
+    # a plate pattern is no file: its identity was a FileNotFoundError; now every frame's size and time
+    for number in (1001, 1002, 1003):
+        (tmp_path / f"plate.{number}.exr").write_bytes(b"frame")
+    (tmp_path / "other.1001.exr").write_bytes(b"not this plate")
+    args = build_parser().parse_args(["SHOTS", "-o", "out", "--frame-range", "1001-1002"])
+    (shot,) = collect_shots(str(tmp_path / "plate.####.exr"), args)
+    digest = settings_hash(shot)
+    assert settings_hash(shot) == digest and len(digest) == 16
+    os.utime(tmp_path / "other.1001.exr", ns=(1, 1))  # another sequence in the folder: no change
+    assert settings_hash(shot) == digest
+    other_range = dataclasses.replace(shot, options={**shot.options, "frame_range": "1002-1003"})
+    assert settings_hash(other_range) != digest
+    os.utime(tmp_path / "plate.1003.exr", ns=(1, 1))  # a frame of the plate changed on disk
+    assert settings_hash(shot) != digest

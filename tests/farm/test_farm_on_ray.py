@@ -176,3 +176,24 @@ def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_proce
     assert abs(sent - expected["sent"]) < 0.06 * 1024  # printed to 0.1 KiB
     # the refinement steps' sums cover the frames each worker's snippets touch: ranges overlap a little
     assert expected["gathered"] - 0.06 * 1024 < gathered < 1.2 * expected["gathered"]
+
+
+def test_a_plate_pattern_with_a_frame_range_is_a_shot(local_ray, tmp_path, tiny_model_dir, make_image,
+                                                       plate_pixels):
+    # SHOTS may name a plate sequence (plate.####.exr) and --frame-range picks its frames by number,
+    # as the single-clip command line does; the shot's folder holds what that command writes
+    for number in range(1001, 1009):
+        make_image(tmp_path / f"plate.{number}.exr", plate_pixels(number))
+    options = ["--frame-range", "1002-1007", "-r", "32", "--outputs", "npz,exr", "--seed", "4", "-q"]
+    out, single = tmp_path / "out", tmp_path / "single"
+    assert farm_main([str(tmp_path / "plate.####.exr"), "-o", str(out), "-m", str(tiny_model_dir),
+                      "--workers", "1", *options]) == 0
+    assert clip_main([str(tmp_path / "plate.####.exr"), "-o", str(single), "-m", str(tiny_model_dir),
+                      *options]) == 0
+    (record,) = manifest(out)
+    assert (record["shot"], record["status"], record["frames"]) == ("plate", "done", 6)
+    assert sorted(p.name for p in (out / "plate" / "plate_depth_exr").iterdir()) == [
+        f"plate.depth.{n}.exr" for n in range(1002, 1008)]
+    with np.load(single / "plate_depth.npz") as want, np.load(out / "plate" / "plate_depth.npz") as got:
+        np.testing.assert_array_equal(got["frame_numbers"], np.arange(1002, 1008))
+        assert np.abs(want["inverse_depth"] - got["inverse_depth"]).max() <= 1e-5

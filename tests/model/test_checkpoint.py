@@ -216,3 +216,22 @@ def test_unavailable_device_is_named(tiny_model_dir):
             load_model(tiny_model_dir, device="cuda")
     with pytest.raises(InvalidSettings, match="Unknown device"):
         load_model(tiny_model_dir, device="gpu0")
+
+
+@pytest.mark.parametrize("version, tool", [
+    ("0.33.5", "huggingface-cli"), ("0.34.0", "hf"), ("0.36.0", "hf"), ("1.1.2", "hf"),
+])
+def test_download_command_is_the_installed_hubs(monkeypatch, version, tool):
+    # issue 9: the offline message recommended `huggingface-cli download`, gone from current releases
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "__version__", version)
+    command = checkpoint.download_command("org/repo", "models/x")
+    assert command == f"{tool} download org/repo --local-dir models/x"
+
+
+def test_offline_message_names_the_installed_download_command(tmp_path):
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint("prs-eth/rollingdepth-v1-0", cache_dir=tmp_path / "cache", allow_download=False)
+    assert checkpoint.download_command("prs-eth/rollingdepth-v1-0") in str(info.value)
+    assert "huggingface-cli" not in str(info.value)  # the installed huggingface_hub has `hf`

@@ -4,6 +4,7 @@ ComfyUI (no command-line wording), Save Depth takes written atomically."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -269,3 +270,64 @@ def test_denoise_node_refuses_a_clip_that_cannot_fit(pack_model, pack_images, mo
         run("RollingDepthDenoiseSnippets", model=pack_model, plan=plan, processing_resolution=1024, seed=0,
             snippets_per_batch=0, images=pack_images)
     assert denoise_snippets.predict_snippets.__module__.endswith("stages.denoise")
+
+
+# what each Co-align setting is used by (the tooltips must say so, and it must be true)
+COALIGN_USES = {
+    "num_iterations": {"reference"}, "learning_rate": {"reference"},
+    "depth_term_weight": {"fast", "reference"}, "scale_reg_weight": {"fast", "reference"},
+    "shift_reg_weight": {"fast", "reference"}, "subsample": {"fast", "reference", "robust"},
+}
+COALIGN_CHANGED = {"num_iterations": 3000, "learning_rate": 2e-2, "depth_term_weight": 0.0,
+                   "scale_reg_weight": 2.0, "shift_reg_weight": 0.5, "subsample": 4}
+
+
+def test_coalign_tooltips_say_which_methods_use_each_setting():
+    # issue 9: Co-align showed the reference's Adam settings (2000 iterations, learning_rate)
+    # with `fast` selected and no word on which method uses what
+    from rollingdepth_pack.rollingdepth_core.coalign.methods import available_methods
+
+    methods = set(available_methods())
+    widgets = NODES["RollingDepthCoalign"].INPUT_TYPES()["required"]
+    assert set(COALIGN_USES) == {name for name in widgets if name not in ("snippet_depths", "method")}
+    for name, users in COALIGN_USES.items():
+        tooltip = widgets[name][1]["tooltip"]
+        first = tooltip.split(":")[0]  # "reference only", "fast and reference", "Every method"
+        named = {m for m in methods if m in first.split()}
+        assert named == (set() if users == methods else users), (name, tooltip)
+        if users == methods:
+            assert first == "Every method", tooltip
+        for other in methods - users:  # and the others are told they do not use it
+            assert other in tooltip.split(":", 1)[1] and ("not use it" in tooltip or "only a cap" in tooltip)
+
+
+@pytest.fixture(scope="module")
+def case_a_snippets(case_a):
+    from rollingdepth_pack.rollingdepth_core.stages.snippets import plan_snippets
+    from rollingdepth_pack.rollingdepth_core.types import SnippetDepths
+
+    plan = plan_snippets(40, (1, 10), 3)
+    return SnippetDepths(plan, tuple(case_a[f"snippet_depth_d{d}"][:, :, 0] for d in (1, 10)))
+
+
+@pytest.mark.parametrize("method", ["fast", "reference", "robust"])
+def test_coalign_settings_change_only_the_methods_said_to_use_them(method, case_a_snippets):
+    from rollingdepth_pack.rollingdepth_core.coalign.methods import coalign
+    from rollingdepth_pack.rollingdepth_core.coalign.problem import CoalignSettings
+
+    base = CoalignSettings(num_iterations=30) if method == "reference" else CoalignSettings()
+
+    def scales_shifts(settings: CoalignSettings) -> torch.Tensor:
+        alignment = coalign(case_a_snippets, method, settings)
+        return torch.cat([*map(torch.flatten, alignment.scales), *map(torch.flatten, alignment.shifts)])
+
+    before = scales_shifts(base)
+    for name, value in COALIGN_CHANGED.items():
+        if name == "num_iterations" and method == "reference":
+            value = 60  # Adam runs exactly this many steps
+        after = scales_shifts(dataclasses.replace(base, **{name: value}))
+        change = float((after - before).abs().max())
+        if method in COALIGN_USES[name]:
+            assert change > 1e-5, f"{method} ignores {name}"
+        else:
+            assert change == 0.0, f"{method} uses {name} ({change}); its tooltip says it does not"
