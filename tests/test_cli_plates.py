@@ -138,3 +138,19 @@ def test_a_folder_of_pngs_is_read_lazily_with_16_bits(tmp_path, tiny_model_dir):
         assert data["inverse_depth"].shape == (4, 20, 28)  # an image folder: back at its own size
         assert list(data["frame_numbers"]) == [0, 1, 2, 3]
         assert torch.isfinite(torch.from_numpy(data["inverse_depth"])).all()
+
+
+def test_ntsc_rates_stay_exact_in_every_output(plate, tmp_path, tiny_model_dir):
+    # issue 10 item 4: 23.976 is 24000/1001 in the EXR headers and the preview, from a plate and a video
+    from fractions import Fraction
+
+    from rollingdepth_core.io.export import save_video
+    from rollingdepth_core.io.sources import VideoFileSource
+
+    video = save_video(tmp_path / "ntsc.mp4", torch.rand(6, 24, 32, 3), fps=Fraction(24000, 1001))
+    for clip, name in ((plate / "plate.####.exr", "plate"), (video, "ntsc")):
+        out = tmp_path / f"out_{name}"
+        assert run_cli(clip, "-o", out, "-m", tiny_model_dir, *COMMON, "--outputs", "exr,video") == 0
+        first = sorted((out / f"{name}_depth_exr").iterdir())[0]
+        assert oiio.ImageInput.open(str(first)).spec().getattribute("FramesPerSecond") == (24000, 1001)
+        assert VideoFileSource(out / f"{name}_depth_preview.mp4").frame_rate == Fraction(24000, 1001)
