@@ -33,6 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "workflows" / "input" / "rollingdepth_sample.mp4"
+PLATE = ROOT / "workflows" / "input" / "rollingdepth_plate"
 HEADER = """# Bad inputs and what they get
 
 Every row was run with `PYTHONPATH=. python tools/bad_inputs.py` (which wrote this file) on the
@@ -41,7 +42,8 @@ line rows give the exit code and the one line printed on stderr (exit code 2 for
 a user can fix; 130 after Ctrl-C); Python rows the exception and its message; node rows what
 the front end shows when you queue (`VALIDATE_INPUTS`) or what the node raises. Paths are
 relative to a scratch folder with `clip.mp4` (12 frames of the sample clip), `frames/` (images),
-`taken.txt` (a file) and `done/clip_depth.npz` (an earlier result). Nothing in this table
+`plate/plate.####.exr` (frames 1001-1003 of the sample plate), `taken.txt` (a file) and
+`done/clip_depth.npz` (an earlier result). Nothing in this table
 loads the model before it answers, except where the row says so.
 
 Also checked by tests, not listed below: Ctrl-C while Python imports torch or while the files
@@ -284,6 +286,34 @@ CASES: list[Case] = [
     Case("CLI", "`--colormap rainbow`", cli("clip.mp4", "--colormap", "rainbow", "-q")),
     Case("CLI", "`--fps -3`", cli("clip.mp4", "--fps", "-3", "-q")),
     Case("CLI", "`--cap-dilation maybe`", cli("clip.mp4", "-o", "o2", "--cap-dilation", "maybe", "-q")),
+    # --- plates, colour and depth conversion (image sequences, OpenColorIO, Z, EXR)
+    Case("CLI", "`--frame-range 2000-2010` outside the plate (frames 1001-1003)",
+         cli("plate/plate.####.exr", "-o", "p1", "--frame-range", "2000-2010", "-q")),
+    Case("CLI", "`--frame-range 1003-1001`",
+         cli("plate/plate.####.exr", "-o", "p1", "--frame-range", "1003-1001", "-q")),
+    Case("CLI", "`--frame-range abc`", cli("plate/plate.####.exr", "-o", "p1", "--frame-range", "abc", "-q")),
+    Case("CLI", "sequence with no frames: `missing.####.exr`", cli("missing.####.exr", "-o", "p1", "-q")),
+    Case("CLI", "`--colour-space NotASpace`",
+         cli("plate/plate.####.exr", "-o", "p1", "--colour-space", "NotASpace", "-q")),
+    Case("CLI", "`--ocio-config nope.ocio` (missing)",
+         cli("plate/plate.####.exr", "-o", "p1", "--ocio-config", "nope.ocio", "-q")),
+    Case("CLI", "`--view \"Nope\"`", cli("plate/plate.####.exr", "-o", "p1", "--view", "Nope", "-q")),
+    Case("CLI", "`--layer diffuse` on a plate without layers",
+         cli("plate/plate.####.exr", "-o", "p1", "--layer", "diffuse", "-q")),
+    Case("CLI", "`--depth planes --near 10 --far 5`",
+         cli("clip.mp4", "-o", "p2", "--depth", "planes", "--near", "10", "--far", "5", "-q")),
+    Case("CLI", "`--depth normalized --percentiles 99,1`",
+         cli("clip.mp4", "-o", "p2", "--depth", "normalized", "--percentiles", "99,1", "-q")),
+    Case("CLI", "`--depth fit` without known depth",
+         cli("clip.mp4", "-o", "p2", "--depth", "fit", "-q")),
+    Case("CLI", "`--depth fit --fit-points \"0 500 500 3\"` (outside the 128x72 picture)",
+         cli("clip.mp4", "-o", "p2", "--depth", "fit", "--fit-points", "0 500 500 3", "-q")),
+    Case("CLI", "`--depth fit --fit-reference nope.npy` (missing)",
+         cli("clip.mp4", "-o", "p2", "--depth", "fit", "--fit-reference", "nope.npy", "-q")),
+    Case("CLI", "`--max-depth -1`",
+         cli("clip.mp4", "-o", "p2", "--depth", "fit", "--fit-points", "0 5 5 3", "--max-depth", "-1", "-q")),
+    Case("CLI", "`--exr-channel \"\"`",
+         cli("clip.mp4", "-o", "p2", "--outputs", "exr", "--exr-channel", "", "-q")),
     # --- command line: the model (these load nothing heavy before failing)
     Case("CLI", "`-m missing/model/dir`", cli("clip.mp4", "-o", "o3", "-m", "missing/model/dir", "-q")),
     Case("CLI", "`--offline` with nothing downloaded (empty Hugging Face cache)",
@@ -342,6 +372,14 @@ CASES: list[Case] = [
     Case("node", "Co-align `subsample = 0`", graph("RollingDepthCoalign", subsample=0)),
     Case("node", "Depth to Image `low_percentile = 98, high_percentile = 2`",
          queue("RollingDepthDepthToImage", 98.0, 2.0)),
+    Case("node", "Load Plate Sequence `frame_range = 1100-1001`",
+         queue("RollingDepthLoadPlateSequence", "1100-1001", "auto")),
+    Case("node", "Load Plate Sequence `colour_space = NotASpace`",
+         queue("RollingDepthLoadPlateSequence", "", "NotASpace")),
+    Case("node", "Convert Depth `planes`, `near = 10`, `far = 5`",
+         queue("RollingDepthConvertDepth", "planes", 10.0, 5.0, 1.0, 99.0, "m")),
+    Case("node", "Convert Depth `low_percentile = 99`, `high_percentile = 1`",
+         queue("RollingDepthConvertDepth", "normalized", 1.0, 100.0, 99.0, 1.0, "m")),
     Case("node", "RollingDepth (one node) `resolution_override = 5000`",
          graph("RollingDepth", resolution_override=5000)),
 ]
@@ -364,6 +402,10 @@ def scratch(folder: Path) -> None:
     (folder / "done").mkdir()
     (folder / "done" / "clip_depth.npz").write_bytes(b"an earlier result")
     (folder / "hf-cache").mkdir()
+    (folder / "plate").mkdir()
+    for frame in (1001, 1002, 1003):  # 3 frames of the sample plate
+        name = f"rollingdepth_plate.{frame}.exr"
+        (folder / "plate" / f"plate.{frame}.exr").write_bytes((PLATE / name).read_bytes())
 
 
 def load_pack():

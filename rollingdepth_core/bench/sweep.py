@@ -97,6 +97,51 @@ SWEEP_CLIPS = (
 )
 
 
+@dataclass(frozen=True)
+class AffineClip:
+    """Snippets that are exact affine copies of one random positive video (each snippet its
+    own gain x0.82..x1.22 and offset +-0.1), frames so small that only 2-12 optimisation
+    pixels per frame remain: the solvers' hardest case (issue 12; the first one is the
+    7-frame clip of `tests/coalign/test_fast.py::affine_snippets`). No model needed.
+
+    Attributes:
+        seed, num_frames, height, width: as `SweepClip`; dilations 1 / 10 / 25 (capped).
+    """
+
+    seed: int
+    num_frames: int
+    height: int
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"affine seed {self.seed}, {self.num_frames} x {self.width}x{self.height}"
+
+    def snippets(self) -> SnippetDepths:
+        plan = plan_snippets(self.num_frames, (1, 10, 25), SNIPPET_LENGTH)
+        generator = torch.Generator().manual_seed(self.seed)
+        base = torch.rand(self.num_frames, self.height, self.width, generator=generator) + 0.5
+        depths = []
+        for group in plan.groups:
+            gain = torch.exp((torch.rand(group.num_snippets, generator=generator) * 2 - 1) * 0.2)
+            offset = (torch.rand(group.num_snippets, generator=generator) * 2 - 1) * 0.1
+            depths.append(base[group.indices] * gain[:, None, None, None]
+                          + offset[:, None, None, None])
+        return SnippetDepths(plan, tuple(depths))
+
+
+AFFINE_CLIPS = (
+    AffineClip(7, 7, 12, 16),  # the test's clip: fast was 9 % above the reference
+    AffineClip(12, 12, 12, 16),
+    AffineClip(1, 7, 12, 16),
+    AffineClip(5, 12, 12, 16),
+    AffineClip(9, 9, 12, 16),
+    AffineClip(21, 8, 12, 16),
+    AffineClip(24, 7, 16, 20),
+    AffineClip(27, 9, 24, 32),
+)
+
+
 def clip_plan(clip: SweepClip):
     return plan_snippets(clip.num_frames, clip.dilations, SNIPPET_LENGTH, True)
 
@@ -225,15 +270,19 @@ def mean_scale(alignment: Alignment) -> float:
     return float(torch.cat([s.float() for s in alignment.scales]).mean())
 
 
-def run_sweep(cache_dir: Path, golden: Path | None,
-              clips: tuple[SweepClip, ...] = SWEEP_CLIPS) -> tuple[list[dict], list[dict]]:
-    """Every clip: prepared (cached), then compared. Returns (rows, failures)."""
+def run_sweep(cache_dir: Path, golden: Path | None, clips: tuple[SweepClip, ...] = SWEEP_CLIPS,
+              affine: tuple[AffineClip, ...] = AFFINE_CLIPS) -> tuple[list[dict], list[dict]]:
+    """Every clip: the golden ones, the affine ones, then the tiny-model ones (prepared once,
+    cached), each compared. Returns (rows, failures)."""
     rows, failures = [], []
     if golden is None:
         failures.append({"case": "sweep: golden clips", "error": "golden data not found"})
     else:
         for name, snippets, reference in golden_clips(golden):
             rows.append(compare(name, snippets, reference))
+    for clip in affine:
+        logger.info("Sweep clip %s ...", clip.name)
+        rows.append(compare(clip.name, clip.snippets()))
     for clip in clips:
         logger.info("Sweep clip %s ...", clip.name)
         try:

@@ -54,7 +54,7 @@ through zero (all scales collapsed, objective 20x the reference's). So:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -72,7 +72,7 @@ from .linalg.block_tridiagonal import (
 from .linalg.krylov import PairPattern, gmres, pair_operator, pair_pattern
 from .linalg.separator import SeparatorFactors, separator_layout
 from .newton_setup import factor_robustly, snippet_unknowns
-from .polish import ExactTerms, exact_objective, polish
+from .polish import ExactTerms, common_map, exact_objective, polish
 from .problem import AlignmentProblem, CoalignSettings
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ MAX_STEP = 0.5  # largest change of a scale or shift in one iteration
 MIN_SCALE_FRACTION = 0.25  # one iteration keeps at least this fraction of every scale
 SCALE_CEILING = 1.0  # largest mean scale (the start; nothing pins the common scale above)
 POLISH_STEPS = 8  # steps of the last stage, on the exact objective (`polish`)
+FEW_PIXELS = 8  # optimisation pixels per frame below which `few_pixel_stages` are tried
+FEW_PIXEL_SMOOTHINGS = (1e-2, 3e-3, 1e-3, 1e-4, 4e-4)  # last-stage smoothings tried there
 
 
 def inexact_step(pattern: PairPattern, system: NewtonSystem, layout: BlockLayout,
@@ -187,12 +189,37 @@ def solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hook
 
     ``settings.num_iterations`` caps the total number of iterations; progress counts
     iterations against the stages' caps; cancel is checked before every iteration.
+    With fewer than `FEW_PIXELS` optimisation pixels per frame, `few_pixel_stages`.
     """
     with flush_denormals():
-        return _solve_fast(problem, settings, hooks)
+        if problem.num_pixels >= FEW_PIXELS:
+            return _solve_fast(problem, settings, hooks, STAGES)
+        quiet = Hooks(check_cancel=hooks.check_cancel)
+        candidates = [_solve_fast(problem, settings, quiet, stages)
+                      for stages in few_pixel_stages()[:-1]]
+        candidates.append(_solve_fast(problem, settings, hooks, few_pixel_stages()[-1]))
+        best = min(candidates, key=lambda alignment: alignment.objective)
+        logger.debug("few pixels: objectives %s", [c.objective for c in candidates])
+        return best
 
 
-def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks) -> Alignment:
+def few_pixel_stages() -> list[tuple[Stage, ...]]:
+    """The stage ladders tried on frames with very few optimisation pixels.
+
+    With `P` pixels per frame a snippet's data terms have `n P` residuals for its 2 unknowns;
+    with `P` below `FEW_PIXELS` (frames under about 30x40 pixels at the default subsample)
+    the L1 conditions hold on whole sets of points, and which fixed point the iteration
+    reaches depends on the smoothing path (as where the reference's Adam stops depends on
+    its step count: its objective still moves by 5-10 % between 1000 and 8000 steps). The
+    last stage is run at each smoothing of `FEW_PIXEL_SMOOTHINGS` and the objective picks.
+    Each run costs milliseconds at that size.
+    """
+    return [STAGES[:-1] + (replace(STAGES[-1], smoothing=smoothing),)
+            for smoothing in FEW_PIXEL_SMOOTHINGS]
+
+
+def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hooks,
+                stages: tuple[Stage, ...]) -> Alignment:
     unknowns = snippet_unknowns(problem)
     num_snippets, group_size = unknowns.num_snippets, unknowns.group_size
     layout, split = unknowns.layout, None
@@ -200,11 +227,12 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
     start_scales, start_shifts = unknowns.start()
     scales, shifts = start_scales, start_shifts
     budget = settings.num_iterations
-    total = min(budget, sum(stage.max_iterations for stage in STAGES) + POLISH_STEPS)
+    total = min(budget, sum(stage.max_iterations for stage in stages) + POLISH_STEPS)
     done = 0
     data = None
     held = False  # whether the last step held the mean scale (see `hold_common_scale`)
-    for stage in STAGES:
+    settled = True  # whether the last stage ended by its tolerance (not by its cap)
+    for stage in stages:
         if done >= budget:
             break
         data = stage_data(problem, settings, stage.max_pixels, torch.float32)
@@ -234,7 +262,8 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
             scales, shifts = mixed[:num_snippets], mixed[num_snippets:]
             done += 1
             hooks.progress(done, total)
-            if float(step.abs().max()) < stage.tolerance:
+            settled = float(step.abs().max()) < stage.tolerance
+            if settled:
                 break
         logger.debug("delta %g, %d pixels: %d iterations so far",
                      stage.smoothing, data.slots.num_pixels, done)
@@ -266,7 +295,10 @@ def _solve_fast(problem: AlignmentProblem, settings: CoalignSettings, hooks: Hoo
         done += 1
         hooks.progress(done, total)
 
-    steps = min(POLISH_STEPS, budget - done) if held or start_won else 0
+    steps = min(POLISH_STEPS, budget - done) if held or start_won or not settled else 0
+    if steps > 0 and not settled and not start_won:
+        logger.debug("not settled: the common map of the video by the objective")
+        scales, shifts, objective = common_map(evaluate, scales, shifts)
     if steps > 0:
         scales, shifts, objective = polish(evaluate, scales, shifts, steps, polish_step)
     hooks.progress(total, total)

@@ -24,6 +24,7 @@ video within SPEC §6 of the reference's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -149,6 +150,54 @@ def exact_objective(
     gradient = slots.scatter(torch.cat(parts)) + torch.stack(
         [-2 * scale_weight * below, 2 * shift_weight * shifts], -1)
     return ExactTerms(value, gradient)
+
+
+COMMON_STEPS = (0.1, 0.05)  # first steps of the common map's search: relative scale, shift
+COMMON_SMALLEST = 1e-4  # the search ends when its steps fall below this fraction of the first
+COMMON_EVALUATIONS = 40  # objective evaluations of the search at most
+
+
+def common_map(
+    evaluate: Callable[[Tensor, Tensor, bool], ExactTerms],
+    scales: Tensor,
+    shifts: Tensor,
+) -> tuple[Tensor, Tensor, float]:
+    """The best affine map of the whole aligned video, `x -> a x + b` (every snippet's
+    scale times `a`, shift times `a` plus `b`), by a compass search on `(log a, b)`.
+
+    Why. The data terms measure disagreement relative to each frame's scale, so `a` leaves
+    them unchanged and `b` changes them only through the frame scales; the regulariser
+    depends on both. Neither the detached conditions nor the reference's Adam pin these two
+    directions down where the fixed-point iteration does not settle (very few optimisation
+    pixels per frame: the L1 conditions then hold on a whole set of points), so there the
+    objective itself decides. The normalised video (-1..1) does not change at all.
+
+    Args:
+        evaluate: `(scales, shifts, with_gradient) -> ExactTerms`.
+        scales, shifts: `K` float64.
+
+    Returns:
+        Scales, shifts and the objective there; never higher than at the start.
+    """
+    best = evaluate(scales, shifts, False).value
+    log_gain, offset = 0.0, 0.0
+    step_gain, step_offset = COMMON_STEPS
+    evaluations = 1
+    moves = ((1, 0), (-1, 0), (0, 1), (0, -1))
+    while evaluations < COMMON_EVALUATIONS and step_gain >= COMMON_STEPS[0] * COMMON_SMALLEST:
+        for sign_gain, sign_offset in moves:
+            trial_gain = log_gain + sign_gain * step_gain
+            trial_offset = offset + sign_offset * step_offset
+            gain = math.exp(trial_gain)
+            value = evaluate(scales * gain, shifts * gain + trial_offset, False).value
+            evaluations += 1
+            if value < best:
+                best, log_gain, offset = value, trial_gain, trial_offset
+                break
+        else:
+            step_gain, step_offset = step_gain / 2, step_offset / 2
+    gain = math.exp(log_gain)
+    return scales * gain, shifts * gain + offset, best
 
 
 def polish(
