@@ -114,6 +114,9 @@ class CommandLineParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+PLANES_DEFAULTS = (1.0, 100.0)  # --near, --far
+
+
 def flag_value(text: str) -> bool:
     """A yes/no option value: true/false, yes/no, on/off, 1/0 (the authors' spelling)."""
     value = text.strip().lower()
@@ -259,8 +262,9 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
                        help="inverse_depth (default: the model's affine-invariant inverse depth), "
                        "normalized (0..1, near = 1), planes (linear Z between --near and --far), fit (linear "
                        "Z fitted to --fit-points / --fit-reference)")
-    depth.add_argument("--near", type=float, default=1.0, help="planes: distance of the near percentile (1)")
-    depth.add_argument("--far", type=float, default=100.0,
+    depth.add_argument("--near", type=float, default=PLANES_DEFAULTS[0],
+                       help="planes: distance of the near percentile (1)")
+    depth.add_argument("--far", type=float, default=PLANES_DEFAULTS[1],
                        help="planes: distance of the far percentile (100)")
     depth.add_argument("--units", default="m", help="units of Z, a label (default m)")
     depth.add_argument("--percentiles", default=",".join(f"{p:g}" for p in DEFAULT_PERCENTILES),
@@ -508,6 +512,8 @@ def depth_conversion(args: argparse.Namespace) -> DepthConversion:
     conversion = DepthConversion(values["depth_conversion"], values["near"], values["far"], low, high,
                                  values["units"], values["max_depth"])
     conversion.check()
+    if conversion.mode != "planes" and (conversion.near, conversion.far) != PLANES_DEFAULTS:
+        raise InvalidSettings("--near and --far are only used with --depth planes.")
     fit = conversion.mode == "fit"
     given = args.fit_points is not None or args.fit_reference is not None
     if fit and not given:
@@ -701,7 +707,13 @@ def conversion_job(
     origin = getattr(args, "points_origin", "top-left")
     if args.fit_points is not None:
         given = str(args.fit_points)
-        points_text = Path(given).read_text() if Path(given).is_file() else given
+        if Path(given).is_file():
+            points_text = Path(given).read_text()
+        elif not any(character.isspace() for character in given.strip()):  # one word: meant as a file
+            raise InvalidSettings(f"--fit-points {given}: no such file (give a file, or the points "
+                                  "themselves as 'frame x y Z' lines).")
+        else:
+            points_text = given
         parse_points(points_text, numbers, grid, origin)  # fails now, not after the run
     reference = frames = None
     if args.fit_reference is not None:

@@ -111,6 +111,10 @@ def test_fit_to_reference_depth_files_gives_back_the_reference(plate, tmp_path, 
     (["--exr-compression", "dwaa"], "invalid choice"),
     (["--fit-points", "1001 1 1 2"], "only used with --depth fit"),
     (["--frame-range", "1001-1003", "--frame-count", "2"], "either --frame-range or"),
+    # were accepted: a missing points file was read as point text, --near/--far without planes ignored
+    (["--depth", "fit", "--fit-points", "no_such.txt"], "--fit-points no_such.txt: no such file"),
+    (["--near", "2", "--far", "40"], "--near and --far are only used with --depth planes"),
+    (["--depth", "normalized", "--far", "40"], "--near and --far are only used with --depth planes"),
 ])
 def test_plate_mistakes_fail_before_the_model_loads(plate, tmp_path, extra, message, caplog):
     """Each is one line, exit 2, and comes before the (here nonexistent) model is loaded."""

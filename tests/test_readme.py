@@ -53,6 +53,9 @@ NOT_RUN = {
         "tests/test_mutation_check.py only checks that every mutation still applies"),
     "rollingdepth-farm": "starts Ray on example shot folders; tests/farm/ runs the farm on the tiny model",
     "python -m rollingdepth_core.farm": "as rollingdepth-farm",
+    "git worktree add": "checks out old commits (the layout check in Changes, run by hand)",
+    "(cd ../before": "runs an old checkout on the sample clip (the layout check, by hand; minutes)",
+    "python tools/compare_outputs.py": "compares folders made by hand (tests/test_compare_outputs.py)",
 }
 
 

@@ -38,6 +38,7 @@ from torch import Tensor
 from ..errors import InvalidInput, InvalidSettings
 from ..types import ClipInfo
 from .frames import check_finite, check_frames, check_value_range, resize_frames
+from .video_files import ffmpeg_reason
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class VideoFileSource:
         try:
             container = av.open(str(self.file) if isinstance(self.file, Path) else self.file)
         except av.error.FFmpegError as error:
-            raise InvalidInput(f"Could not open {self.name} as a video: {error}.") from error
+            raise InvalidInput(f"Could not open {self.name} as a video: {ffmpeg_reason(error)}.") from error
         if not container.streams.video:
             container.close()
             raise InvalidInput(f"{self.name} has no video stream.")

@@ -36,6 +36,12 @@ class Clip:
     names: tuple[str, ...]
 
 
+def ffmpeg_reason(error: Exception) -> str:
+    """FFmpeg's reason for a failure, without PyAV's ``[Errno N]`` prefix and file name."""
+    reason = getattr(error, "strerror", None)
+    return str(reason) if reason else str(error)
+
+
 def _to_frames(rgb: np.ndarray, resolution: int) -> Tensor:
     """`H W 3` RGB (uint8, or float in 0..1) -> `1 3 H' W'` float32 in -1..1, resized."""
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
@@ -126,7 +132,7 @@ def read_video(
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as error:
-        raise InvalidInput(f"Could not open {path} as a video: {error}.") from error
+        raise InvalidInput(f"Could not open {path} as a video: {ffmpeg_reason(error)}.") from error
     with container:
         if not container.streams.video:
             raise InvalidInput(f"{path} has no video stream.")

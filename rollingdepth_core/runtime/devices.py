@@ -16,55 +16,60 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
+def cuda_device(device: torch.device | str) -> torch.device | None:
+    """``device`` as a torch.device when it is a CUDA device this PyTorch can use, else None."""
+    device = torch.device(device)
+    return device if device.type == "cuda" and torch.cuda.is_available() else None
+
+
+def mps_available() -> bool:
+    """True where Apple's MPS backend is built and usable."""
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def empty_cache(device: torch.device | str) -> None:
     """Give cached, unused accelerator memory back after an out-of-memory error."""
-    device = torch.device(device)
     gc.collect()
-    if device.type == "cuda" and torch.cuda.is_available():
+    if cuda_device(device) is not None:
         torch.cuda.empty_cache()
-    elif device.type == "mps" and hasattr(torch, "mps"):
+    elif torch.device(device).type == "mps" and hasattr(torch, "mps"):
         torch.mps.empty_cache()
 
 
 def free_memory(device: torch.device | str) -> int | None:
     """Bytes the process can still allocate on ``device`` (None when unknown, e.g. CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info(device)
-        reserved_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + reserved_unused)
-    return None
+    cuda = cuda_device(device)
+    if cuda is None:
+        return None
+    free, _total = torch.cuda.mem_get_info(cuda)
+    return int(free + torch.cuda.memory_reserved(cuda) - torch.cuda.memory_allocated(cuda))
 
 
 def peak_memory(device: torch.device | str) -> int | None:
     """Peak bytes allocated on ``device`` since the last `reset_peak_memory` (None on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.max_memory_allocated(device))
-    return None
+    cuda = cuda_device(device)
+    return None if cuda is None else int(torch.cuda.max_memory_allocated(cuda))
 
 
 def reset_peak_memory(device: torch.device | str) -> None:
     """Start a new peak-memory measurement on ``device`` (no-op on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats(device)
+    cuda = cuda_device(device)
+    if cuda is not None:
+        torch.cuda.reset_peak_memory_stats(cuda)
 
 
 def synchronize(device: torch.device | str) -> None:
     """Wait for queued work on ``device`` (for timings)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.synchronize(device)
+    cuda = cuda_device(device)
+    if cuda is not None:
+        torch.cuda.synchronize(cuda)
 
 
 def default_device() -> torch.device:
     """The best available device: CUDA, then Apple MPS, then the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("mps") if mps_available() else torch.device("cpu")
 
 
 def check_device(device: torch.device | str, wording: Wording = API) -> torch.device:
@@ -96,9 +101,7 @@ def check_device(device: torch.device | str, wording: Wording = API) -> torch.de
             raise InvalidSettings(
                 f"Device {device} does not exist; this machine has {torch.cuda.device_count()} GPU(s)."
             )
-    if device.type == "mps" and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    ):
+    if device.type == "mps" and not mps_available():
         raise InvalidSettings(
             f"Device {device} (Apple MPS) is not available here. Use {wording.assign('device', 'cpu')}."
         )
@@ -107,15 +110,11 @@ def check_device(device: torch.device | str, wording: Wording = API) -> torch.de
 
 def allocated_memory(device: torch.device | str) -> int | None:
     """Bytes currently allocated by tensors on ``device`` (None on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.memory_allocated(device))
-    return None
+    cuda = cuda_device(device)
+    return None if cuda is None else int(torch.cuda.memory_allocated(cuda))
 
 
 def device_name(device: torch.device | str) -> str:
     """Marketing name of an accelerator (e.g. "NVIDIA H100 80GB HBM3"), else the device type."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(device)
-    return device.type
+    cuda = cuda_device(device)
+    return torch.cuda.get_device_name(cuda) if cuda is not None else torch.device(device).type

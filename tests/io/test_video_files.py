@@ -60,3 +60,19 @@ def test_bad_inputs(tmp_path, video):
     cv2.imwrite(str(mixed / "b.png"), np.zeros((5, 4, 3), np.uint8))
     with pytest.raises(InvalidInput, match="same size"):
         read_image_folder(mixed)
+
+
+def test_unreadable_video_message_has_ffmpegs_reason_not_its_errno(tmp_path):
+    # it read "Could not open junk.mp4 as a video: [Errno 1094995529] Invalid data found ...: PATH."
+    from rollingdepth_core.io.sources import VideoFileSource
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"junk")
+    with pytest.raises(InvalidInput) as from_reader:
+        read_video(junk)
+    with pytest.raises(InvalidInput) as from_source:
+        _ = VideoFileSource(junk).num_frames
+    for caught in (from_reader, from_source):
+        message = str(caught.value)
+        assert "Errno" not in message
+        assert message.endswith("as a video: Invalid data found when processing input.")
