@@ -59,7 +59,7 @@ from .io.outputs import (
 from .io.outputs import write_clip as stage_clip
 from .io.outputs import write_outputs as write_planned
 from .io.plates import ColourConvertedSource, ImageSequenceSource
-from .io.result_set import ResultSet, check_output_folder
+from .io.result_set import ResultSet, Staging, check_output_folder
 from .io.sequences import parse_frame_range
 from .io.sources import FrameRange, FrameSource, TensorSource, VideoFileSource, clip_info, is_sequence_path
 from .model.checkpoint import DEFAULT_REPO_ID, load_model, preset_dtype, resolve_dtype
@@ -68,7 +68,7 @@ from .presets import PRESETS, Preset
 from .runtime.batch_sizes import AUTO
 from .runtime.devices import default_device
 from .runtime.memory_estimate import architecture_from_folder
-from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE, DepthModel
+from .types import DEFAULT_SNIPPETS_PER_BATCH, DEFAULT_VAE_BATCH_SIZE, DepthModel, DepthVideo
 from .validation import DTYPE_CHOICES, check_preset, check_run_memory, check_settings
 from .wording import Wording
 
@@ -827,15 +827,41 @@ def process_input(
                 storage_dir=args.storage_dir, hooks_for=lambda stage: tqdm_hooks(stage, disable=not show),
                 spread=options.exr.spread_channel is not None, wording=CLI_WORDING,
             )
-            depth, report = convert_clip(
-                result.depth, job.conversion, "plate" if restore else "depth", job.points_text, job.origin,
-                job.reference, job.reference_frames,
-            )
-            logger.info("%s: %s", clip_name, report.replace("\n", "; "))
-            written = stage_clip(staging, clip_name, depth, options, opened.fps, clip_first,
-                                 frame_prefix or stem, metadata)
-            clips.append(ClipOutputs(clip_name, clip_first, depth.num_frames, written, result.timings))
+            written = write_depth_clip(staging, clip_name, result.depth, job, options, restore, opened.fps,
+                                       clip_first, frame_prefix or stem, metadata)
+            clips.append(ClipOutputs(clip_name, clip_first, result.depth.num_frames, written, result.timings))
     return clips
+
+
+def write_depth_clip(
+    staging: Staging, clip_name: str, video: DepthVideo, job: ConversionJob, options: OutputOptions,
+    restore: bool, fps: float, first_frame: int, frame_prefix: str, metadata: dict,
+) -> dict[str, Path]:
+    """Convert one clip's depth (``--depth``, references) and stage its files: what the command
+    line writes for a clip, whoever computed the depth (`process_input`, the farm's ``--shard``).
+
+    Args:
+        staging: from ``results.write()`` (`io.result_set`).
+        clip_name: NAME of its files.
+        video: `N h w` inverse depth at processing size, its spread (or None) and its `clip`
+            (frame numbers, plate size and pixel aspect; None for a bare tensor).
+        job: the depth conversion with its references (`conversion_job`).
+        options: what to write (`output_options`).
+        restore: at the plate's / input's stored size (`restore_resolution`), else as it is.
+        fps: the input's frame rate (``options.fps`` wins).
+        first_frame: number of the first frame in file names when ``video.clip`` has none.
+        frame_prefix: prefix of per-frame file names.
+        metadata: more EXR header attributes (`run_metadata`).
+
+    Returns:
+        Output kind -> the path it will have once the set is in place.
+    """
+    depth, report = convert_clip(
+        video, job.conversion, "plate" if restore else "depth", job.points_text, job.origin,
+        job.reference, job.reference_frames,
+    )
+    logger.info("%s: %s", clip_name, report.replace("\n", "; "))
+    return stage_clip(staging, clip_name, depth, options, fps, first_frame, frame_prefix, metadata)
 
 
 def restore_resolution(args: argparse.Namespace, opened: OpenedInput) -> bool:

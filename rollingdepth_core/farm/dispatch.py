@@ -163,16 +163,15 @@ def run_sharded(
 ) -> list[ShotRecord]:
     """Process the shots one after the other, each split over every worker (`farm.shard`).
 
-    The driver writes each shot (the command line's writer) into a temporary folder and
+    The driver writes each shot (`ShardedOutput`: the command line's own writer) into a temporary folder and
     renames it into place. A shot whose worker dies is retried, with fresh workers, up to
     ``retries`` times; a shot that fails by itself is recorded as failed at once.
     """
     ray = require_ray()
     from ray.exceptions import RayActorError, RayTaskError
 
-    from ..cli import output_options, write_outputs
-    from ..io.frames import resize_depth
     from .shard import estimate_depth_sharded
+    from .shard_output import ShardedOutput
     from .shard_worker import ShardWorker
 
     actor_class = ray.remote(ShardWorker).options(
@@ -195,18 +194,15 @@ def run_sharded(
                 tic = time.perf_counter()
                 args = shot.args()
                 try:
-                    result = estimate_depth_sharded(ray, workers, vars(args), storage_dir)
-                    depth = result.depth
-                    if args.restore_resolution and tuple(depth.shape[-2:]) != result.input_size:
-                        depth = resize_depth(depth, result.input_size)
-                    options = output_options(args)
-                    write_outputs(folder, shot.name, depth, options.kinds, options.colormaps,
-                                  options.fps or result.fps, shot.first_frame or 0, shot.frame_prefix)
+                    output = ShardedOutput(shot, args)  # opened lazily: no frame decoded here
+                    result = estimate_depth_sharded(ray, workers, vars(args), storage_dir, output.spread)
+                    output.write(folder, result.depth, result.spread)
                     commit_shot(folder, claim, out_dir, shot.name, overwrite)
                     kib = 1024 * max(len(result.depth), 1)
                     progress.line(f"{shot.name}: the driver gathered {result.gathered_bytes / kib:.1f} KiB "
                                   f"and sent {result.sent_bytes / kib:.1f} KiB per frame")
-                    done = ShotResult(shot.name, "done", None, len(depth), time.perf_counter() - tic, label)
+                    done = ShotResult(shot.name, "done", None, len(result.depth), time.perf_counter() - tic,
+                                      label)
                     record = _record(ShotJob(shot, digest, attempt, folder, claim), done, "done")
                 except RayActorError as error:
                     discard_attempt(folder, claim)

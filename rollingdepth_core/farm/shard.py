@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..cli import coalign_settings, settings_from_args
-from ..coalign.merge import normalize_depth
+from ..coalign.merge import normalize_depth, spread_in_units_of
 from ..coalign.methods import coalign_depth
 from ..model.noise import make_noise
 from ..runtime.storage import DiskTensor
@@ -43,6 +43,8 @@ class ShardedDepth:
 
     Attributes:
         depth: `N H W` float32 inverse depth at processing size (refined when asked).
+        spread: `N H W` float32 spread of the co-aligned predictions in ``depth``'s units
+            (`coalign_depth`'s, carried through refinement as `estimate_depth` does), or None.
         alignment: the co-alignment's scales and shifts.
         input_size: `(H0, W0)` of the clip.
         fps: its frame rate.
@@ -59,6 +61,7 @@ class ShardedDepth:
     timings: dict[str, float] = field(default_factory=dict)
     gathered_bytes: int = 0
     sent_bytes: int = 0
+    spread: Tensor | None = None
 
 
 def split_range(total: int, parts: int) -> list[tuple[int, int]]:
@@ -90,7 +93,7 @@ def _nbytes(*tensors: Tensor) -> int:
 
 
 def estimate_depth_sharded(
-    ray, workers: list, options: dict, storage_dir: str | Path | None = None
+    ray, workers: list, options: dict, storage_dir: str | Path | None = None, spread: bool = False,
 ) -> ShardedDepth:
     """Depth of one shot with its stages split over ``workers`` (`ShardWorker` actors).
 
@@ -101,6 +104,7 @@ def estimate_depth_sharded(
             settings, seed, co-alignment.
         storage_dir: a folder every worker and the driver can reach: the snippet depths go
             there instead of through the object store.
+        spread: also the spread of the co-aligned predictions (on the driver, at the merge).
 
     Returns:
         `ShardedDepth`.
@@ -152,7 +156,7 @@ def estimate_depth_sharded(
     timings["denoise"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    coaligned, alignment = coalign_depth(snippets, args.coalign_method, coalign_settings(args))
+    coaligned, alignment = coalign_depth(snippets, args.coalign_method, coalign_settings(args), spread=spread)
     timings["coalign"] = time.perf_counter() - tic
     depth = coaligned.inverse_depth
     if stores is not None:
@@ -189,5 +193,8 @@ def estimate_depth_sharded(
         sent += _nbytes(current)
         gathered += _nbytes(depth)
         timings["refine"] = time.perf_counter() - tic
+    carried = coaligned.spread
+    if carried is not None and settings.refine_steps > 0:
+        carried = spread_in_units_of(carried, coaligned.inverse_depth, depth)
     return ShardedDepth(depth, alignment, tuple(infos[0]["input_size"]), infos[0]["fps"], timings,
-                        gathered, sent)
+                        gathered, sent, carried)

@@ -13,6 +13,7 @@ import threading
 import time
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 import ray
 
@@ -22,6 +23,7 @@ from rollingdepth_core.cli import main as clip_main
 from rollingdepth_core.evaluation.edited_clips import edited_clip
 from rollingdepth_core.farm.cli import main as farm_main
 from rollingdepth_core.io.export import save_video
+from rollingdepth_core.io.exr import read_exr_channel
 from rollingdepth_core.io.sources import VideoFileSource
 
 OPTIONS = ["-r", "32", "--outputs", "npz,png16", "--seed", "4", "-q"]
@@ -197,3 +199,48 @@ def test_a_plate_pattern_with_a_frame_range_is_a_shot(local_ray, tmp_path, tiny_
     with np.load(single / "plate_depth.npz") as want, np.load(out / "plate" / "plate_depth.npz") as got:
         np.testing.assert_array_equal(got["frame_numbers"], np.arange(1002, 1008))
         assert np.abs(want["inverse_depth"] - got["inverse_depth"]).max() <= 1e-5
+
+
+def test_a_sharded_plate_shot_writes_what_the_command_line_writes(local_ray, tmp_path, tiny_model_dir,
+                                                                  make_image, plate_pixels):
+    # --shard writes through the command line's own writer: depth conversion (--depth planes), plate
+    # frame numbers, plate size and pixel aspect, EXR channels and run metadata, the spread channel
+    for number in range(1001, 1008):
+        make_image(tmp_path / f"plate.{number}.exr", plate_pixels(number), PixelAspectRatio=2.0)
+    options = ["-r", "32", "--depth", "planes", "--near", "1", "--far", "10", "--spread",
+               "--refine-steps", "1", "--outputs", "npz,exr", "--seed", "4", "-q"]
+    out, single = tmp_path / "out", tmp_path / "single"
+    assert farm_main([str(tmp_path / "plate.####.exr"), "-o", str(out), "-m", str(tiny_model_dir),
+                      "--workers", "2", "--shard", *options]) == 0
+    assert clip_main([str(tmp_path / "plate.####.exr"), "-o", str(single), "-m", str(tiny_model_dir),
+                      *options]) == 0
+    (record,) = manifest(out)
+    assert (record["shot"], record["status"], record["worker"]) == ("plate", "done", "shard over 2 worker(s)")
+    frames = [f"plate.depth.{n}.exr" for n in range(1001, 1008)]
+    assert sorted(p.name for p in (out / "plate").iterdir()) == ["plate_depth.npz", "plate_depth_exr"]
+    assert sorted(p.name for p in (out / "plate" / "plate_depth_exr").iterdir()) == frames
+    assert sorted(p.name for p in (single / "plate_depth_exr").iterdir()) == frames
+    with np.load(single / "plate_depth.npz") as want, np.load(out / "plate" / "plate_depth.npz") as got:
+        assert sorted(got.files) == sorted(want.files) and "z" in got.files
+        np.testing.assert_array_equal(got["frame_numbers"], np.arange(1001, 1008))
+        assert got["z"].shape == want["z"].shape == (7, 12, 16)  # the plate's stored size
+        # linear Z (1..10) magnifies inverse depth's float rounding (batches differ): relative
+        difference = float((np.abs(got["z"] - want["z"]) / want["z"]).max())
+    channels = {"depth.Z": 0.0, "depth.spread": 0.0}
+    for name in frames:
+        spec_got = oiio.ImageInput.open(str(out / "plate" / "plate_depth_exr" / name)).spec()
+        spec_want = oiio.ImageInput.open(str(single / "plate_depth_exr" / name)).spec()
+        assert spec_got.channelnames == spec_want.channelnames == ("depth.Z", "depth.spread")
+        assert spec_got.get_float_attribute("PixelAspectRatio") == 2.0
+        keys = sorted(a.name for a in spec_want.extra_attribs)
+        assert sorted(a.name for a in spec_got.extra_attribs) == keys and "rollingdepth:conversion" in keys
+        for key in ("rollingdepth:kind", "rollingdepth:preset", "rollingdepth:seed", "FramesPerSecond"):
+            assert spec_got.getattribute(key) == spec_want.getattribute(key), key
+        for channel in spec_want.channelnames:
+            got = read_exr_channel(out / "plate" / "plate_depth_exr" / name, channel)
+            want = read_exr_channel(single / "plate_depth_exr" / name, channel)
+            error = np.abs(got - want) / (want if channel == "depth.Z" else 1.0)
+            channels[channel] = max(channels[channel], float(error.max()))
+    print(f"sharded plate vs the command line: max relative difference of z {difference:.2e} (npz), "
+          f"{channels['depth.Z']:.2e} (EXR); spread max abs difference {channels['depth.spread']:.2e}")
+    assert difference <= 1e-5 and channels["depth.Z"] <= 1e-5 and channels["depth.spread"] <= 1e-5
