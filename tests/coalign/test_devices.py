@@ -28,7 +28,11 @@ FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, tor
 
 
 class FactoryCalls(TorchFunctionMode):
-    """Records tensor factories called from the package without ``device=``."""
+    """Records tensor factories called from the package without ``device=``.
+
+    Except torch.optim's own step counters (`torch.optim.Rprop` in the fast solver's polish,
+    `Adam` in the reference): torch keeps those on the host by design unless `capturable`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,8 +41,9 @@ class FactoryCalls(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in FACTORIES and "device" not in kwargs:
-            ours = [f for f in traceback.extract_stack()[:-1] if f.filename.startswith(PACKAGE)]
-            if ours:
+            stack = traceback.extract_stack()[:-1]
+            ours = [f for f in stack if f.filename.startswith(PACKAGE)]
+            if ours and not Path(stack[-1].filename).parent.match("torch/optim"):
                 where = ours[-1]
                 self.without_device.append(f"{func.__name__} at {Path(where.filename).name}:{where.lineno}")
         return func(*args, **kwargs)

@@ -85,9 +85,11 @@ def test_fast_result_is_stable_under_a_tiny_perturbation(drifting_snippets):
 
 
 def test_fast_holds_the_common_scale_where_nothing_pins_it(drifting_snippets):
-    """With every scale >= 1 only the weak shift penalty pins the common scale: it stays."""
+    """With every scale >= 1 only the weak shift penalty pins the common scale: it stays
+    (the iteration holds it at 1; the common map the objective then picks moves it by 2e-3,
+    the reference's Adam drifts to 1.22)."""
     fast = coalign(drifting_snippets, "fast")
-    assert float(torch.cat(fast.scales).mean()) == pytest.approx(1.0, abs=1e-3)
+    assert float(torch.cat(fast.scales).mean()) == pytest.approx(1.0, abs=1e-2)
 
 
 def test_safety_net_falls_back_to_the_start(drifting_snippets, monkeypatch, caplog):
