@@ -28,11 +28,7 @@ FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, tor
 
 
 class FactoryCalls(TorchFunctionMode):
-    """Records tensor factories called from the package without ``device=``.
-
-    Except torch.optim's own step counters (`torch.optim.Rprop` in the fast solver's polish,
-    `Adam` in the reference): torch keeps those on the host by design unless `capturable`.
-    """
+    """Records tensor factories called from the package without ``device=``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,9 +37,8 @@ class FactoryCalls(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in FACTORIES and "device" not in kwargs:
-            stack = traceback.extract_stack()[:-1]
-            ours = [f for f in stack if f.filename.startswith(PACKAGE)]
-            if ours and not Path(stack[-1].filename).parent.match("torch/optim"):
+            ours = [f for f in traceback.extract_stack()[:-1] if f.filename.startswith(PACKAGE)]
+            if ours:
                 where = ours[-1]
                 self.without_device.append(f"{func.__name__} at {Path(where.filename).name}:{where.lineno}")
         return func(*args, **kwargs)
