@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,6 +128,42 @@ def test_failed_cases_are_listed_and_fail_the_command(tiny_case, tmp_path, monke
     assert "- synthetic, no input: input: golden align_small not found" in printed
     saved = json.loads((out / "coalign_benchmark.json").read_text())
     assert [f["case"] for f in saved["failures"]] == ["synthetic, 40 x 32x24, fast", "synthetic, no input"]
+
+
+
+@pytest.mark.parametrize("stopped", ["coalign_benchmark.md", "coalign_benchmark.json"])
+def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
+    """A run stopped while writing leaves the earlier .md/.json whole (they were rewritten in
+    place) and no partial file."""
+    import json
+    import os
+
+    from rollingdepth_core.bench import align
+
+    def no_input(case, cache_dir):
+        raise FileNotFoundError(f"no input for {case.key}")
+
+    monkeypatch.setattr(align, "prepare_case", no_input)
+    out = tmp_path / "out"
+    assert align.run(argparse_namespace(cases="small", cache_dir=tmp_path, out=out)) == 1
+    names = ("coalign_benchmark.md", "coalign_benchmark.json")
+    earlier = {name: (out / name).read_text() for name in names}
+    assert json.loads(earlier["coalign_benchmark.json"])["failures"] == [
+        {"case": "synthetic, 250 x 96x64", "error": "input: no input for small"}]
+    replace = os.replace
+
+    def interrupted(source, target):
+        if Path(target).name == stopped:
+            raise KeyboardInterrupt
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        align.run(argparse_namespace(cases="golden", cache_dir=tmp_path, out=out))
+    assert (out / stopped).read_text() == earlier[stopped]  # the earlier result, whole
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no partial file left
+    if stopped.endswith(".json"):  # the table before it was complete, so it was replaced
+        assert "no input for golden" in (out / "coalign_benchmark.md").read_text()
 
 
 def argparse_namespace(**values):
