@@ -34,6 +34,32 @@ def test_prepared_case_is_cached_and_loads_both_ways(tiny_case):
     assert [g.dilation for g in in_memory.plan.groups] == [1, 10, 12]  # 25 capped to 40/3 - 1
 
 
+def test_case_record_is_written_atomically(tmp_path, monkeypatch):
+    """meta.json (what the cached files were made for) is replaced whole or not at all: a stop
+    while rewriting it left a broken file that failed every later run of the case (JSONDecodeError)."""
+    import json
+    import os
+
+    case = data.Case("tiny", "synthetic, 12 x 16x8", 12, 8, 16, ("naive",))
+    folder = data.prepare_case(case, tmp_path)
+    earlier = (folder / "meta.json").read_text()
+    files = sorted(p.name for p in folder.iterdir())
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path)
+    assert (folder / "meta.json").read_text() == earlier  # whole, not rewritten in place
+    assert sorted(p.name for p in folder.iterdir()) == files  # no partial file left
+    stamp = (folder / "truth.bin").stat().st_mtime_ns
+    assert data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path) == folder
+    assert (folder / "truth.bin").stat().st_mtime_ns == stamp  # still reused
+    assert json.loads((folder / "meta.json").read_text())["case"]["title"] == "relabelled"
+
+
 def test_measure_reports_comparable_numbers(tiny_case):
     _, folder = tiny_case
     naive = worker.measure(folder, "naive", "memory", 1)
