@@ -218,6 +218,16 @@ def scaling_table(tflops: float, coalign_s_per_frame_768: float) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Measure, print the report, and write it to ``--json`` when given."""
+    report = measure(args)
+    print_report(report, args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every figure of the benchmark (see the module's docstring), as one report."""
     from ..farm.cluster import require_ray
     from ..farm.manifest import Manifest
 
@@ -262,10 +272,7 @@ def run(args: argparse.Namespace) -> int:
     report["flops"] = full_model_flops(_size(args.flops_size))
     report["flops_size"] = args.flops_size
     report["scaling"] = scaling_table(args.gpu_tflops, args.coalign_s_per_1000 / 1000)
-    print_report(report, args)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 0
+    return report
 
 
 def print_report(report: dict, args: argparse.Namespace) -> None:
