@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from .files import write_text_atomic
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
@@ -222,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     report = measure(args)
     print_report(report, args)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
+        write_text_atomic(args.json, json.dumps(report, indent=2, default=str))
     return 0
 
 
