@@ -162,17 +162,25 @@ def frame_rate_option(text: str):
             ) from None
 
 
-def batch_size(text: str) -> int | str:
-    """A batch size argument: a whole number >= 1 or "auto"."""
-    if text == AUTO:
-        return AUTO
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'auto'; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
     return value
+
+
+def batch_size(text: str) -> int | str:
+    """A batch size argument: a whole number >= 1 or "auto"."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'auto'; got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,3 +112,20 @@ def test_cli_rejects_bad_batch_sizes(bad, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["in.mp4", "--snippets-per-batch", bad])
     assert "whole number >= 1 or 'auto'" in capsys.readouterr().err
+
+
+def test_whole_number_arguments():
+    """`positive_int` (also bench speed's --frames/--repeat) and `batch_size` share one parse."""
+    import argparse
+
+    from rollingdepth_core.cli import batch_size, positive_int
+
+    assert [positive_int(t) for t in ("1", "12", " 3")] == [1, 12, 3]
+    assert [batch_size(t) for t in ("auto", "1", "16")] == ["auto", 1, 16]
+    for bad in ("0", "-3", "1.5", "many", "auto"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"^must be a whole number >= 1; got '{bad}'$"):
+            positive_int(bad)
+    for bad in ("0", "-3", "1.5", "many", "AUTO"):
+        with pytest.raises(argparse.ArgumentTypeError,
+                           match=f"^must be a whole number >= 1 or 'auto'; got '{bad}'$"):
+            batch_size(bad)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import os
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pack_loader import load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "workflows" / "input" / "rollingdepth_sample.mp4"
@@ -406,18 +406,6 @@ def scratch(folder: Path) -> None:
     for frame in (1001, 1002, 1003):  # 3 frames of the sample plate
         name = f"rollingdepth_plate.{frame}.exr"
         (folder / "plate" / f"plate.{frame}.exr").write_bytes((PLATE / name).read_bytes())
-
-
-def load_pack():
-    if "rollingdepth_pack" in sys.modules:
-        return sys.modules["rollingdepth_pack"]
-    spec = importlib.util.spec_from_file_location(
-        "rollingdepth_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rollingdepth_pack"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def answers(model_dir: Path, model=None) -> list[tuple[str, str, str]]:

@@ -12,24 +12,14 @@ The committed UI templates in workflows/ keep the presets' 768 / 1024 px.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
+
+from pack_loader import load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 API_OVERRIDES = {"processing_resolution": 0, "resolution_override": 128}  # as tools/build_workflows.js
-
-
-def load_pack():
-    spec = importlib.util.spec_from_file_location(
-        "rollingdepth_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rollingdepth_pack"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def widget_names(cls) -> list[str]:

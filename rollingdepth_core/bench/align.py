@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .data import CASES, find_golden, prepare_case
+from .files import write_text_atomic
 from .report import format_failures, format_sweep, format_table, plot_error_over_time
 
 logger = logging.getLogger(__name__)
@@ -121,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
     table += ("\n" if failures else "") + format_failures(failures)
     write(table + f"\nMachine: {machine}\n")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "coalign_benchmark.md").write_text(table + f"\nMachine: {machine}\n")
+    write_text_atomic(args.out / "coalign_benchmark.md", table + f"\nMachine: {machine}\n")
     slim = [{k: [round(x, 4) for x in v] if k == "frame_absrel" else v
              for k, v in r.items() if "profile" not in k} for r in results]
     lines = ",\n".join(json.dumps(r) for r in slim)  # one line per measurement
     sweep_lines = ",\n".join(json.dumps(r) for r in sweep_rows)
-    (args.out / "coalign_benchmark.json").write_text(
+    write_text_atomic(
+        args.out / "coalign_benchmark.json",
         f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n],\n'
         f'"sweep": [\n{sweep_lines}\n],\n"failures": {json.dumps(failures)}}}\n')
     if FIGURE_CASE in titles:

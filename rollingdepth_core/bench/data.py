@@ -21,6 +21,7 @@ from ..evaluation.synthetic import render_inverse_depth
 from ..runtime.storage import DiskTensor
 from ..stages.snippets import plan_snippets
 from ..types import SnippetDepths
+from .files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def prepare_case(case: Case, cache_dir: Path) -> Path:
     meta_path = folder / "meta.json"
     meta = _meta(case)
     if meta_path.is_file() and _same_data(json.loads(meta_path.read_text()), meta):
-        meta_path.write_text(json.dumps(meta, indent=1))
+        write_text_atomic(meta_path, json.dumps(meta, indent=1))
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)
@@ -127,7 +128,7 @@ def prepare_case(case: Case, cache_dir: Path) -> Path:
             allocate=lambda shape, dt: DiskTensor.empty(
                 folder / f"snippets_{next(counter)}.bin", shape, dt),
         )
-    meta_path.write_text(json.dumps(meta, indent=1))
+    write_text_atomic(meta_path, json.dumps(meta, indent=1))
     return folder
 
 

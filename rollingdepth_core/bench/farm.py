@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from .files import write_text_atomic
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
@@ -218,6 +220,16 @@ def scaling_table(tflops: float, coalign_s_per_frame_768: float) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Measure, print the report, and write it to ``--json`` when given."""
+    report = measure(args)
+    print_report(report, args)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every figure of the benchmark (see the module's docstring), as one report."""
     from ..farm.cluster import require_ray
     from ..farm.manifest import Manifest
 
@@ -262,10 +274,7 @@ def run(args: argparse.Namespace) -> int:
     report["flops"] = full_model_flops(_size(args.flops_size))
     report["flops_size"] = args.flops_size
     report["scaling"] = scaling_table(args.gpu_tflops, args.coalign_s_per_1000 / 1000)
-    print_report(report, args)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 0
+    return report
 
 
 def print_report(report: dict, args: argparse.Namespace) -> None:

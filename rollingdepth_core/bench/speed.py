@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import positive_int
 from ..coalign.methods import DEFAULT_METHOD
 from ..model.checkpoint import resolve_dtype
 from ..model.speedups import ATTENTION_BACKENDS
@@ -50,17 +51,6 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 432x768 (H x W); got {text!r}") from None
     return height, width
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +32,32 @@ def test_prepared_case_is_cached_and_loads_both_ways(tiny_case):
     assert torch.equal(on_disk.depths[1][...], in_memory.depths[1])
     assert truth.shape == (40, 24, 32)
     assert [g.dilation for g in in_memory.plan.groups] == [1, 10, 12]  # 25 capped to 40/3 - 1
+
+
+def test_case_record_is_written_atomically(tmp_path, monkeypatch):
+    """meta.json (what the cached files were made for) is replaced whole or not at all: a stop
+    while rewriting it left a broken file that failed every later run of the case (JSONDecodeError)."""
+    import json
+    import os
+
+    case = data.Case("tiny", "synthetic, 12 x 16x8", 12, 8, 16, ("naive",))
+    folder = data.prepare_case(case, tmp_path)
+    earlier = (folder / "meta.json").read_text()
+    files = sorted(p.name for p in folder.iterdir())
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path)
+    assert (folder / "meta.json").read_text() == earlier  # whole, not rewritten in place
+    assert sorted(p.name for p in folder.iterdir()) == files  # no partial file left
+    stamp = (folder / "truth.bin").stat().st_mtime_ns
+    assert data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path) == folder
+    assert (folder / "truth.bin").stat().st_mtime_ns == stamp  # still reused
+    assert json.loads((folder / "meta.json").read_text())["case"]["title"] == "relabelled"
 
 
 def test_measure_reports_comparable_numbers(tiny_case):
@@ -127,6 +154,42 @@ def test_failed_cases_are_listed_and_fail_the_command(tiny_case, tmp_path, monke
     assert "- synthetic, no input: input: golden align_small not found" in printed
     saved = json.loads((out / "coalign_benchmark.json").read_text())
     assert [f["case"] for f in saved["failures"]] == ["synthetic, 40 x 32x24, fast", "synthetic, no input"]
+
+
+
+@pytest.mark.parametrize("stopped", ["coalign_benchmark.md", "coalign_benchmark.json"])
+def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
+    """A run stopped while writing leaves the earlier .md/.json whole (they were rewritten in
+    place) and no partial file."""
+    import json
+    import os
+
+    from rollingdepth_core.bench import align
+
+    def no_input(case, cache_dir):
+        raise FileNotFoundError(f"no input for {case.key}")
+
+    monkeypatch.setattr(align, "prepare_case", no_input)
+    out = tmp_path / "out"
+    assert align.run(argparse_namespace(cases="small", cache_dir=tmp_path, out=out)) == 1
+    names = ("coalign_benchmark.md", "coalign_benchmark.json")
+    earlier = {name: (out / name).read_text() for name in names}
+    assert json.loads(earlier["coalign_benchmark.json"])["failures"] == [
+        {"case": "synthetic, 250 x 96x64", "error": "input: no input for small"}]
+    replace = os.replace
+
+    def interrupted(source, target):
+        if Path(target).name == stopped:
+            raise KeyboardInterrupt
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        align.run(argparse_namespace(cases="golden", cache_dir=tmp_path, out=out))
+    assert (out / stopped).read_text() == earlier[stopped]  # the earlier result, whole
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no partial file left
+    if stopped.endswith(".json"):  # the table before it was complete, so it was replaced
+        assert "no input for golden" in (out / "coalign_benchmark.md").read_text()
 
 
 def argparse_namespace(**values):

@@ -5,6 +5,7 @@ import io
 import sys
 
 import numpy as np
+import pytest
 
 from rollingdepth_core.bench.farm import coalign_seconds, full_model_flops, make_shots, print_report
 from rollingdepth_core.io.sources import VideoFileSource
@@ -29,17 +30,22 @@ def test_coalign_seconds_and_flops():
     assert full["refine"] == 10 * flops["unet_snippet"] + flops["encode_frame"] + flops["decode_frame"]
 
 
-def test_report_lines(monkeypatch):
+def sample_report(date: str = "2026-12-02") -> dict:
+    """A report as `measure` returns it (made up figures)."""
     queue = {1: {"seconds": 60.0, "shots_per_minute": 4.0, "worker_seconds": 40.0},
              2: {"seconds": 40.0, "shots_per_minute": 6.0, "worker_seconds": 45.0}}
     shard = {"frames": 24, "gathered_bytes_per_frame": 2048.0, "sent_bytes_per_frame": 1024.0,
              "max_abs_vs_whole": 1e-6, "timings": {"encode": 1.0}}
-    report = {"date": "2026-12-02", "cpus": 2, "model": "tiny", "shots": 4, "frames_per_shot": 24,
-              "size": "48x64", "ray_start_s": 9.0, "queue": queue, "queue_ratio": 1.5, "shard": shard,
-              "coalign_s_per_1000_frames": {"fast": 1.5, "full": 2.5}, "coalign_size": "64x96",
-              "flops": {"unet_snippet": 3e12, "decode_frame": 2e12, "encode_frame": 1e12,
-                        "per_frame": {"fast": {"encode": 1e12, "denoise": 1.8e13, "refine": 0}}},
-              "flops_size": "432x768"}
+    return {"date": date, "cpus": 2, "model": "tiny", "shots": 4, "frames_per_shot": 24,
+            "size": "48x64", "ray_start_s": 9.0, "queue": queue, "queue_ratio": 1.5, "shard": shard,
+            "coalign_s_per_1000_frames": {"fast": 1.5, "full": 2.5}, "coalign_size": "64x96",
+            "flops": {"unet_snippet": 3e12, "decode_frame": 2e12, "encode_frame": 1e12,
+                      "per_frame": {"fast": {"encode": 1e12, "denoise": 1.8e13, "refine": 0}}},
+            "flops_size": "432x768"}
+
+
+def test_report_lines(monkeypatch):
+    report = sample_report()
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     print_report(report, argparse.Namespace(workers=2))
@@ -64,3 +70,29 @@ def test_shard_bytes_and_the_scaling_model():
                     bandwidth=1e8)
     assert model["one_gpu"] == 0.25 + 0.05 and abs(model["sharded"] - (0.0625 + 0.05 + 0.01)) < 1e-12
     assert abs(model["break_even_bandwidth"] - 1e6 / (0.25 * 0.75)) < 1e-6
+
+
+def test_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+    """A run stopped while writing --json leaves the earlier file whole (it was rewritten in
+    place) and no partial file."""
+    import json
+    import os
+
+    from rollingdepth_core.bench import farm
+
+    out = tmp_path / "farm.json"
+    args = argparse.Namespace(workers=2, json=out)
+    monkeypatch.setattr(farm, "measure", lambda args: sample_report("2026-12-01"))
+    assert farm.run(args) == 0
+    assert "RollingDepth farm benchmark, 2026-12-01" in capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(sample_report("2026-12-01")))
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(farm, "measure", lambda args: sample_report("2026-12-02"))
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        farm.run(args)
+    assert json.loads(out.read_text())["date"] == "2026-12-01"  # the earlier result, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["farm.json"]  # no partial file left
