@@ -27,6 +27,12 @@ from rollingdepth_core.io.exr import read_exr_channel
 from rollingdepth_core.io.sources import VideoFileSource
 
 OPTIONS = ["-r", "32", "--outputs", "npz,png16", "--seed", "4", "-q"]
+# A shot on a worker equals the single-clip command's result up to float noise between
+# processes (Ray workers get their own torch threads and BLAS settings), which fast's last
+# stage (sign steps on the exact objective, issue 12) turns into differences of up to a few
+# 1e-4: measured 1.3e-5-3.4e-5 on these clips, 3.8e-4 between 1 and 2 threads on golden
+# align_small (before that stage ran everywhere, these tests held at 1e-5).
+SAME = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def test_a_bad_shot_fails_alone(show, tiny_model_dir, capsys):
     with np.load(single / "a_depth.npz") as want, np.load(out / "a" / "a_depth.npz") as got:
         difference = np.abs(want["inverse_depth"] - got["inverse_depth"]).max()
         print(f"farm vs single-clip CLI: max abs difference {difference:.2e}")
-        assert difference <= 1e-5
+        assert difference <= SAME
     # segments between cuts keep the input's frame numbers
     second = out / "edit_00017-00033"
     assert sorted(p.name for p in (second / "edit_00017-00033_depth_png16").glob("*.png"))[:2] == [
@@ -165,7 +171,7 @@ def test_a_sharded_shot_equals_estimate_depth(show, tiny_model_dir, single_proce
     with np.load(out / "a" / "a_depth.npz") as data:
         got = data["inverse_depth"]
     difference = float(np.abs(got - want.numpy()).max())
-    assert got.shape == tuple(want.shape) and difference <= 1e-5
+    assert got.shape == tuple(want.shape) and difference <= SAME
     if extra:
         assert list((tmp_path / "shared").iterdir()) == []  # the gathered files are removed
     # bytes through the driver, as printed, against the arithmetic of bench farm (fp32 on a CPU)
@@ -198,7 +204,7 @@ def test_a_plate_pattern_with_a_frame_range_is_a_shot(local_ray, tmp_path, tiny_
         f"plate.depth.{n}.exr" for n in range(1002, 1008)]
     with np.load(single / "plate_depth.npz") as want, np.load(out / "plate" / "plate_depth.npz") as got:
         np.testing.assert_array_equal(got["frame_numbers"], np.arange(1002, 1008))
-        assert np.abs(want["inverse_depth"] - got["inverse_depth"]).max() <= 1e-5
+        assert np.abs(want["inverse_depth"] - got["inverse_depth"]).max() <= SAME
 
 
 def test_a_sharded_plate_shot_writes_what_the_command_line_writes(local_ray, tmp_path, tiny_model_dir,
@@ -243,4 +249,4 @@ def test_a_sharded_plate_shot_writes_what_the_command_line_writes(local_ray, tmp
             channels[channel] = max(channels[channel], float(error.max()))
     print(f"sharded plate vs the command line: max relative difference of z {difference:.2e} (npz), "
           f"{channels['depth.Z']:.2e} (EXR); spread max abs difference {channels['depth.spread']:.2e}")
-    assert difference <= 1e-5 and channels["depth.Z"] <= 1e-5 and channels["depth.spread"] <= 1e-5
+    assert difference <= SAME and channels["depth.Z"] <= SAME and channels["depth.spread"] <= SAME
