@@ -295,8 +295,12 @@ def test_ctrl_c_while_starting_prints_one_line_and_exits_130(tmp_path):
     # issue 9: Ctrl-C during start-up printed a KeyboardInterrupt traceback through torch's import
     script = tmp_path / "start.py"
     script.write_text(SLOW_TORCH)
+    # Ctrl-C reaches a command started in a terminal: the child gets the default SIGINT action
+    # even when this test runs where it is ignored (a background job, `nohup`), where Python
+    # would keep it ignored and the child slept its whole minute (the test "timed out")
     process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout.readline() == "importing torch\n"
     time.sleep(0.2)
     process.send_signal(signal.SIGINT)
