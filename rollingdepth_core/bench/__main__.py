@@ -1,7 +1,9 @@
 """``python -m rollingdepth_core.bench {align,speed,memory,farm,spread} [options]``: run one benchmark.
 
 A subcommand is a module of this package, imported only when asked for. It provides either
-``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``.
+``main(argv) -> int``, or ``add_arguments(parser)`` and ``run(args) -> int``. A subcommand that
+would replace an earlier result raises `files.ResultExists` before any work: one line on
+stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import logging
 import sys
+
+from .files import ResultExists
 
 # subcommand -> module of this package
 SUBCOMMANDS = {
@@ -31,11 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     name, rest = argv[0], argv[1:]
     module = importlib.import_module(f".{SUBCOMMANDS[name]}", __package__)
+    try:
+        return run_subcommand(name, module, rest)
+    except ResultExists as refused:
+        sys.stderr.write(f"{refused}\n")
+        return 2
+
+
+def run_subcommand(name: str, module, argv: list[str]) -> int:
+    """Run one subcommand module on its arguments; returns its exit code."""
     if hasattr(module, "main"):
-        return int(module.main(rest) or 0)
+        return int(module.main(argv) or 0)
     parser = argparse.ArgumentParser(prog=f"python -m rollingdepth_core.bench {name}")
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     return int(module.run(args) or 0)
 

@@ -2,7 +2,8 @@
 
 Every (case, method) runs in its own process (`worker.py`) on the same cached inputs, one
 after the other, so the speed-up ratios are measured in one run on one machine. Prints one
-markdown table and writes it, the raw results and the error-over-time figure to ``--out``.
+markdown table and writes it, the raw results and the error-over-time figure to ``--out``
+(an earlier result there stops the command before any work, unless ``--overwrite``).
 The case "sweep" compares fast with the reference's Adam on many tiny-model clips
 (`sweep.py`; objectives and videos, no timings). A case or measurement that fails is
 listed under the tables and makes the command exit with status 1.
@@ -24,12 +25,13 @@ from pathlib import Path
 import torch
 
 from .data import CASES, find_golden, prepare_case
-from .files import write_text_atomic
+from .files import refuse_existing, write_text_atomic
 from .report import format_failures, format_sweep, format_table, plot_error_over_time
 
 logger = logging.getLogger(__name__)
 
 FIGURE_CASE = "large"
+TABLE, RECORD, FIGURE = "coalign_benchmark.md", "coalign_benchmark.json", "coalign_error_over_time.png"
 SWEEP = "sweep"  # the tiny-model sweep (not in CASES: no timings, its own table)
 
 
@@ -46,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=default_cache(),
                         help="where generated inputs are kept between runs")
     parser.add_argument("--out", type=Path, default=Path("docs"),
-                        help="folder for coalign_benchmark.md/.json and the figure")
+                        help=f"folder for {TABLE}, {RECORD} and the figure {FIGURE} (default docs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results already in --out (without it they stop the command)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch threads per measurement")
 
@@ -78,11 +82,17 @@ def write(text: str) -> None:
     sys.stdout.flush()
 
 
+def result_paths(out: Path, keys: list[str]) -> list[Path]:
+    """The files a run of the cases ``keys`` writes into ``out`` (the figure only with its case)."""
+    return [out / TABLE, out / RECORD] + ([out / FIGURE] if FIGURE_CASE in keys else [])
+
+
 def run(args: argparse.Namespace) -> int:
     keys = [k for k in args.cases.split(",") if k]
     unknown = [k for k in keys if k not in CASES and k != SWEEP]
     if unknown:
         raise SystemExit(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}, {SWEEP}")
+    refuse_existing(result_paths(args.out, keys), args.overwrite, "bench align")
     wanted = {m for m in args.methods.split(",") if m}
     results, titles, failures, sweep_rows = [], {}, [], []
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -122,18 +132,18 @@ def run(args: argparse.Namespace) -> int:
     table += ("\n" if failures else "") + format_failures(failures)
     write(table + f"\nMachine: {machine}\n")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "coalign_benchmark.md", table + f"\nMachine: {machine}\n")
+    write_text_atomic(args.out / TABLE, table + f"\nMachine: {machine}\n")
     slim = [{k: [round(x, 4) for x in v] if k == "frame_absrel" else v
              for k, v in r.items() if "profile" not in k} for r in results]
     lines = ",\n".join(json.dumps(r) for r in slim)  # one line per measurement
     sweep_lines = ",\n".join(json.dumps(r) for r in sweep_rows)
     write_text_atomic(
-        args.out / "coalign_benchmark.json",
+        args.out / RECORD,
         f'{{"machine": {json.dumps(machine)},\n"results": [\n{lines}\n],\n'
         f'"sweep": [\n{sweep_lines}\n],\n"failures": {json.dumps(failures)}}}\n')
     if FIGURE_CASE in titles:
         plot_error_over_time(results, FIGURE_CASE, titles[FIGURE_CASE],
-                             args.out / "coalign_error_over_time.png")
+                             args.out / FIGURE)
     return 1 if failures else 0
 
 

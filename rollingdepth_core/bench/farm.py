@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .files import write_text_atomic
+from .files import refuse_existing, write_text_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 17.8: the README's co-alignment benchmark, 1000 frames, fast dilations)")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --json file (without it, it stops the command)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -220,7 +222,9 @@ def scaling_table(tflops: float, coalign_s_per_frame_768: float) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the report, and write it to ``--json`` when given."""
+    """Measure, print the report, and write it to ``--json`` when given (an existing file stops
+    the command first, unless ``--overwrite``)."""
+    refuse_existing([args.json], args.overwrite, "bench farm")
     report = measure(args)
     print_report(report, args)
     if args.json:

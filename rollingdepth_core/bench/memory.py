@@ -18,12 +18,12 @@ import dataclasses
 import json
 import logging
 import sys
-from pathlib import Path
 
 import torch
 
 from ..io.frames import padding_for, processing_size
 from ..stages.snippets import plan_snippets
+from .files import refuse_existing, write_text_atomic
 from .runner import GIB, BenchConfig, run_mode, run_mode_in_subprocess
 from .speed import build_parser as speed_parser
 from .speed import config_from_args
@@ -66,6 +66,7 @@ def inherent_bytes_per_frame(config: BenchConfig) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_existing([args.json], args.overwrite, "bench memory")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     lengths = [int(v) for v in str(args.frames).split(",") if v.strip()]
     args.frames = lengths[0]
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     inherent = inherent_bytes_per_frame(dataclasses.replace(base, frames=lengths[-1]))
     sys.stdout.write(format_table(base, rows, inherent, result["device_name"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "inherent": inherent}, indent=2))
+        write_text_atomic(args.json, json.dumps({"rows": rows, "inherent": inherent}, indent=2))
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .files import save_figure_atomic
+
 METHOD_LABELS = {
     "naive": "naive per-frame mean",
     "reference": "reference (Adam, 2000 it.)",
@@ -85,8 +87,10 @@ def plot_error_over_time(results: list[dict], case: str, title: str, path: Path)
                 "(aligned inverse depth, same colour scale)", ha="center", fontsize=8)
     figure.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    try:
+        save_figure_atomic(figure, path)
+    finally:
+        plt.close(figure)
 
 
 SWEEP_HEADER = (

@@ -37,7 +37,7 @@ from ..coalign.methods import DEFAULT_METHOD
 from ..model.checkpoint import resolve_dtype
 from ..model.speedups import ATTENTION_BACKENDS
 from ..presets import PRESETS, parse_dilations
-from .files import write_text_atomic
+from .files import refuse_existing, write_text_atomic
 from .flops import peak_tflops
 from .runner import GIB, MODES, BenchConfig, model_flops, run_mode, run_mode_in_subprocess
 
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "stage's fastest run and the spread")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", default=None, help="also write the results to this file")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --json file (without it, it stops the command)")
     return parser
 
 
@@ -331,6 +333,7 @@ def run(config: BenchConfig, modes: list[str], in_process: bool = False, repeat:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_existing([args.json], args.overwrite, "bench speed")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]

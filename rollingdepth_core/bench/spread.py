@@ -5,9 +5,10 @@ On the synthetic clip (`evaluation/synthetic.py`, ground truth known) with model
 outlier pixels, hallucinated blobs), each co-alignment method's merged depth and spread are
 compared with the error against the truth (`evaluation/spread_quality.py`): Spearman rank
 correlation, mean error per spread decile, and how many of the worst 10 % pixels the top
-10 % spread finds. Writes ``spread_benchmark.md``/``.json`` and ``spread_vs_error.png``.
+10 % spread finds. Writes ``spread_benchmark.md``/``.json`` and ``spread_vs_error.png``
+(earlier ones there stop the command before any work, unless ``--overwrite``).
 
-    python -m rollingdepth_core.bench spread --frames 250 --size 96x64 --out docs
+    python -m rollingdepth_core.bench spread --frames 250 --size 96x64 --out docs --overwrite
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from ..evaluation.snippet_simulation import SnippetNoise, simulate_snippets
 from ..evaluation.spread_quality import spread_error_agreement
 from ..evaluation.synthetic import render_inverse_depth
 from ..stages.snippets import plan_snippets
+from .files import refuse_existing, save_figure_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
+TABLE, RECORD, FIGURE = "spread_benchmark.md", "spread_benchmark.json", "spread_vs_error.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilations", default="1,10,25", help="snippet dilations (default 1,10,25)")
     parser.add_argument("--methods", default="fast,robust", help="co-alignment methods (default fast,robust)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated snippets")
-    parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the table and figure")
+    parser.add_argument("--out", type=Path, default=Path("docs"),
+                        help=f"folder for {TABLE}, {RECORD} and {FIGURE} (default docs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results already in --out (without it they stop the command)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
 
 
@@ -102,11 +108,14 @@ def plot(truth, rows, shown, path: Path) -> None:
         figure.colorbar(shown_image, ax=axis, fraction=0.035)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        save_figure_atomic(figure, path, dpi=110)
+    finally:
+        plt.close(figure)
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_existing([args.out / name for name in (TABLE, RECORD, FIGURE)], args.overwrite, "bench spread")
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     dilations = tuple(int(d) for d in args.dilations.split(","))
@@ -116,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
               f"snippets (default SnippetNoise, seed {args.seed}); run {time.strftime('%Y-%m-%d %H:%M')}.")
     text = table(rows, header)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "spread_benchmark.md").write_text(text)
-    (args.out / "spread_benchmark.json").write_text(json.dumps(rows, indent=1))
-    plot(truth, rows, shown, args.out / "spread_vs_error.png")
+    write_text_atomic(args.out / TABLE, text)
+    write_text_atomic(args.out / RECORD, json.dumps(rows, indent=1))
+    plot(truth, rows, shown, args.out / FIGURE)
     print(text)  # noqa: T201 - the benchmark's report
     return 0

@@ -93,6 +93,28 @@ def test_table_and_figure(tmp_path):
     assert figure.stat().st_size > 1000
 
 
+def test_figure_is_saved_atomically(tmp_path, monkeypatch):
+    """A run stopped while saving the error-over-time figure leaves the earlier one whole (it
+    was saved in place) and no partial file."""
+    import os
+
+    base = dict(objective=0.2, absrel=10.0, delta1=80.0, temporal_error=0.004, solve_s=1.0, merge_s=0.5,
+                peak_gib=0.3, frame_absrel=[10.0, 11.0], profile_row=0, profile=[[0.1], [0.2]],
+                truth_profile=[[0.1], [0.2]], case="c", total_s=1.0)
+    figure = tmp_path / "coalign_error_over_time.png"
+    report.plot_error_over_time([dict(base, method="fast")], "c", "clip", figure)
+    earlier = figure.read_bytes()
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.plot_error_over_time([dict(base, method="naive", absrel=30.0)], "c", "clip", figure)
+    assert figure.read_bytes() == earlier and earlier[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == [figure.name]
+
+
 def test_cases_cover_the_issue():
     assert data.CASES["large"].height == 432 and data.CASES["large"].width == 768
     assert data.CASES["long"].num_frames == 1000 and data.CASES["long"].storage == "disk"
@@ -185,7 +207,7 @@ def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        align.run(argparse_namespace(cases="golden", cache_dir=tmp_path, out=out))
+        align.run(argparse_namespace(cases="golden", cache_dir=tmp_path, out=out, overwrite=True))
     assert (out / stopped).read_text() == earlier[stopped]  # the earlier result, whole
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no partial file left
     if stopped.endswith(".json"):  # the table before it was complete, so it was replaced
@@ -195,5 +217,5 @@ def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
 def argparse_namespace(**values):
     import argparse
 
-    defaults = dict(methods="", threads=1)
+    defaults = dict(methods="", threads=1, overwrite=False)
     return argparse.Namespace(**{**defaults, **values})

@@ -139,7 +139,7 @@ def test_speed_json_is_written_atomically(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        main(["speed", *TINY, "--repeat", "2", "--json", str(out)])
+        main(["speed", *TINY, "--repeat", "2", "--json", str(out), "--overwrite"])
     assert json.loads(out.read_text())["summary"]["repeat"] == 3  # the old result, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed.json"]  # no partial file left
 

@@ -81,9 +81,10 @@ def test_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     from rollingdepth_core.bench import farm
 
     out = tmp_path / "farm.json"
-    args = argparse.Namespace(workers=2, json=out)
+    args = argparse.Namespace(workers=2, json=out, overwrite=False)
     monkeypatch.setattr(farm, "measure", lambda args: sample_report("2026-12-01"))
     assert farm.run(args) == 0
+    args.overwrite = True
     assert "RollingDepth farm benchmark, 2026-12-01" in capsys.readouterr().out
     assert json.loads(out.read_text()) == json.loads(json.dumps(sample_report("2026-12-01")))
 
