@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -89,3 +90,23 @@ def test_text_failing_midway_leaves_the_earlier_file_whole(tmp_path):
         write_text_atomic(path, "\udcff")  # cannot be encoded: the write fails
     assert path.read_text() == "earlier\n"
     assert [p.name for p in tmp_path.iterdir()] == ["table.md"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_result_files_get_the_usual_permissions(tmp_path, mask):
+    # mkstemp creates 0600: a result on a shared disk was unreadable to everyone but its writer
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    previous = os.umask(mask)
+    try:
+        write_text_atomic(tmp_path / "result.md", "x\n")
+        figure = plt.figure(figsize=(1, 1))
+        save_figure_atomic(figure, tmp_path / "figure.png")
+        plt.close(figure)
+    finally:
+        os.umask(previous)
+    for name in ("result.md", "figure.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
