@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
@@ -34,24 +33,18 @@ def test_prepared_case_is_cached_and_loads_both_ways(tiny_case):
     assert [g.dilation for g in in_memory.plan.groups] == [1, 10, 12]  # 25 capped to 40/3 - 1
 
 
-def test_case_record_is_written_atomically(tmp_path, monkeypatch):
+def test_case_record_is_written_atomically(tmp_path, interrupt_rename):
     """meta.json (what the cached files were made for) is replaced whole or not at all: a stop
     while rewriting it left a broken file that failed every later run of the case (JSONDecodeError)."""
     import json
-    import os
 
     case = data.Case("tiny", "synthetic, 12 x 16x8", 12, 8, 16, ("naive",))
     folder = data.prepare_case(case, tmp_path)
     earlier = (folder / "meta.json").read_text()
     files = sorted(p.name for p in folder.iterdir())
 
-    def interrupted(source, target):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "replace", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path)
+    with interrupt_rename(), pytest.raises(KeyboardInterrupt):
+        data.prepare_case(dataclasses.replace(case, title="relabelled"), tmp_path)
     assert (folder / "meta.json").read_text() == earlier  # whole, not rewritten in place
     assert sorted(p.name for p in folder.iterdir()) == files  # no partial file left
     stamp = (folder / "truth.bin").stat().st_mtime_ns
@@ -93,10 +86,9 @@ def test_table_and_figure(tmp_path):
     assert figure.stat().st_size > 1000
 
 
-def test_figure_is_saved_atomically(tmp_path, monkeypatch):
+def test_figure_is_saved_atomically(tmp_path, interrupt_rename):
     """A run stopped while saving the error-over-time figure leaves the earlier one whole (it
     was saved in place) and no partial file."""
-    import os
 
     base = dict(objective=0.2, absrel=10.0, delta1=80.0, temporal_error=0.004, solve_s=1.0, merge_s=0.5,
                 peak_gib=0.3, frame_absrel=[10.0, 11.0], profile_row=0, profile=[[0.1], [0.2]],
@@ -104,12 +96,7 @@ def test_figure_is_saved_atomically(tmp_path, monkeypatch):
     figure = tmp_path / "coalign_error_over_time.png"
     report.plot_error_over_time([dict(base, method="fast")], "c", "clip", figure)
     earlier = figure.read_bytes()
-
-    def interrupted(source, target):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(), pytest.raises(KeyboardInterrupt):
         report.plot_error_over_time([dict(base, method="naive", absrel=30.0)], "c", "clip", figure)
     assert figure.read_bytes() == earlier and earlier[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == [figure.name]
@@ -180,11 +167,10 @@ def test_failed_cases_are_listed_and_fail_the_command(tiny_case, tmp_path, monke
 
 
 @pytest.mark.parametrize("stopped", ["coalign_benchmark.md", "coalign_benchmark.json"])
-def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
+def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys, interrupt_rename):
     """A run stopped while writing leaves the earlier .md/.json whole (they were rewritten in
     place) and no partial file."""
     import json
-    import os
 
     from rollingdepth_core.bench import align
 
@@ -198,15 +184,7 @@ def test_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
     earlier = {name: (out / name).read_text() for name in names}
     assert json.loads(earlier["coalign_benchmark.json"])["failures"] == [
         {"case": "synthetic, 250 x 96x64", "error": "input: no input for small"}]
-    replace = os.replace
-
-    def interrupted(source, target):
-        if Path(target).name == stopped:
-            raise KeyboardInterrupt
-        replace(source, target)
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(stopped), pytest.raises(KeyboardInterrupt):
         align.run(argparse_namespace(cases="golden", cache_dir=tmp_path, out=out, overwrite=True))
     assert (out / stopped).read_text() == earlier[stopped]  # the earlier result, whole
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no partial file left

@@ -120,9 +120,8 @@ def test_speed_refuses_bad_counts_before_any_work(option, capsys, monkeypatch):
     assert f"{option[0]}: must be a whole number >= 1; got '{option[1]}'" in error
 
 
-def test_speed_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+def test_speed_json_is_written_atomically(tmp_path, monkeypatch, capsys, interrupt_rename):
     """The old --json file stays whole until the new one is complete (it was rewritten in place)."""
-    import os
 
     from rollingdepth_core.bench import speed
 
@@ -134,11 +133,7 @@ def test_speed_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     assert record["summary"] == {"modes": ["reference", "ours"], "repeat": 3}
     assert record["config"]["arch"] == "tiny" and capsys.readouterr().out == "table\n"
 
-    def interrupted(source, target):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(), pytest.raises(KeyboardInterrupt):
         main(["speed", *TINY, "--repeat", "2", "--json", str(out), "--overwrite"])
     assert json.loads(out.read_text())["summary"]["repeat"] == 3  # the old result, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed.json"]  # no partial file left

@@ -72,11 +72,10 @@ def test_shard_bytes_and_the_scaling_model():
     assert abs(model["break_even_bandwidth"] - 1e6 / (0.25 * 0.75)) < 1e-6
 
 
-def test_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+def test_json_is_written_atomically(tmp_path, monkeypatch, capsys, interrupt_rename):
     """A run stopped while writing --json leaves the earlier file whole (it was rewritten in
     place) and no partial file."""
     import json
-    import os
 
     from rollingdepth_core.bench import farm
 
@@ -87,13 +86,8 @@ def test_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     args.overwrite = True
     assert "RollingDepth farm benchmark, 2026-12-01" in capsys.readouterr().out
     assert json.loads(out.read_text()) == json.loads(json.dumps(sample_report("2026-12-01")))
-
-    def interrupted(source, target):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(farm, "measure", lambda args: sample_report("2026-12-02"))
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(), pytest.raises(KeyboardInterrupt):
         farm.run(args)
     assert json.loads(out.read_text())["date"] == "2026-12-01"  # the earlier result, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["farm.json"]  # no partial file left

@@ -4,7 +4,6 @@ stderr, exit code 2, before any work (they rewrote their files silently)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -76,20 +75,12 @@ def test_spread_refuses_an_earlier_result(name, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("stopped", ["spread_benchmark.md", "spread_benchmark.json", "spread_vs_error.png"])
-def test_spread_results_are_written_atomically(stopped, tmp_path, monkeypatch, capsys):
+def test_spread_results_are_written_atomically(stopped, tmp_path, interrupt_rename):
     """A run stopped while writing one file leaves the earlier one whole (.md/.json were
     rewritten in place, the figure saved in place) and no partial file."""
     assert main([*SPREAD, "--out", str(tmp_path)]) == 0
     earlier = (tmp_path / stopped).read_bytes()
-    replace = os.replace
-
-    def interrupted(source, target):
-        if Path(target).name == stopped:
-            raise KeyboardInterrupt
-        replace(source, target)
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(stopped), pytest.raises(KeyboardInterrupt):
         main([*SPREAD, "--seed", "1", "--out", str(tmp_path), "--overwrite"])
     assert (tmp_path / stopped).read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -132,7 +123,7 @@ def test_memory_refuses_an_earlier_json(tmp_path, monkeypatch, capsys):
     assert [row["frames"] for row in json.loads(out.read_text())["rows"]] == [6, 12]
 
 
-def test_memory_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+def test_memory_json_is_written_atomically(tmp_path, monkeypatch, interrupt_rename):
     """A run stopped while writing --json leaves the earlier file whole (it was rewritten in place)."""
     from rollingdepth_core.bench import memory
 
@@ -140,12 +131,7 @@ def test_memory_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(memory, "run_mode", memory_result)
     assert main(["memory", *TINY, "--frames", "6,12", "--in-process", "--json", str(out)]) == 0
     earlier = out.read_text()
-
-    def interrupted(source, target):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_rename(), pytest.raises(KeyboardInterrupt):
         main(["memory", *TINY, "--frames", "6", "--in-process", "--json", str(out), "--overwrite"])
     assert out.read_text() == earlier
     assert [p.name for p in tmp_path.iterdir()] == ["memory.json"]

@@ -61,7 +61,7 @@ def test_figure_is_saved_in_the_format_of_its_suffix(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]
 
 
-def test_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
+def test_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, interrupt_rename):
     import matplotlib.pyplot as plt
 
     path = tmp_path / "figure.png"
@@ -69,12 +69,7 @@ def test_interrupted_figure_leaves_the_earlier_file_whole(tmp_path, monkeypatch)
     try:
         save_figure_atomic(first, path)
         earlier = path.read_bytes()
-
-        def interrupted(source, target):
-            raise KeyboardInterrupt
-
-        monkeypatch.setattr(os, "replace", interrupted)
-        with pytest.raises(KeyboardInterrupt):
+        with interrupt_rename(), pytest.raises(KeyboardInterrupt):
             save_figure_atomic(second, path)
     finally:
         plt.close(first)

@@ -250,7 +250,9 @@ def test_fast_not_above_the_reference_with_two_pixels_per_frame(caplog):
         objective_value(problem, alignment.scales, alignment.shifts, CoalignSettings()), rel=1e-5)
 
 
-def test_common_map_lowers_the_objective_and_keeps_the_normalised_video():
+def affine_objective():
+    """The 7-frame affine clip (5 snippets of one group), its problem, and its exact objective
+    as `(scales, shifts, with_gradient) -> ExactTerms`, the evaluator the polish stages get."""
     snippets = affine_snippets(7)
     settings = CoalignSettings()
     problem = prepare_problem(snippets, settings)
@@ -261,6 +263,11 @@ def test_common_map_lowers_the_objective_and_keeps_the_normalised_video():
         return exact_objective(data.slots, data.denominator, scales, shifts, group_size, settings,
                                frame_chunk(data.slots), with_gradient)
 
+    return snippets, problem, evaluate
+
+
+def test_common_map_lowers_the_objective_and_keeps_the_normalised_video():
+    snippets, problem, evaluate = affine_objective()
     scales = torch.linspace(0.5, 0.7, 5, dtype=torch.float64)  # all scales too small
     shifts = torch.linspace(-0.03, 0.03, 5, dtype=torch.float64)
     before = evaluate(scales, shifts, False).value
@@ -280,16 +287,7 @@ def test_common_map_lowers_the_objective_and_keeps_the_normalised_video():
 
 @pytest.mark.parametrize("radius", [polish.RADIUS, polish.WIDE_RADIUS])
 def test_polish_descends_within_its_radius_and_never_ends_above_the_start(radius):
-    snippets = affine_snippets(7)
-    settings = CoalignSettings()
-    problem = prepare_problem(snippets, settings)
-    data = stage_data(problem, settings, 0, torch.float32)
-    group_size = torch.full((5,), 5.0, dtype=torch.float64)
-
-    def evaluate(scales, shifts, with_gradient):
-        return exact_objective(data.slots, data.denominator, scales, shifts, group_size, settings,
-                               frame_chunk(data.slots), with_gradient)
-
+    _, _, evaluate = affine_objective()
     scales = torch.linspace(0.9, 1.1, 5, dtype=torch.float64)  # snippets that disagree
     shifts = torch.linspace(-0.03, 0.03, 5, dtype=torch.float64)
     before = evaluate(scales, shifts, False).value
