@@ -54,8 +54,8 @@ RADIUS = 1e-3  # farthest any scale or shift may move: the reference's Adam step
 FIRST_STEP = RADIUS / 8  # every parameter's first step
 SMALLEST_STEP = RADIUS / 256  # the steps' lower bound; the upper one is half the radius
 STEP_FACTORS = (0.5, 1.2)  # a step halves when its gradient's sign flips, grows while it holds
-WIDE_RADIUS = 1e-2  # the radius where the fixed-point iteration did not settle (module doc)
-WIDE_STEPS = 50  # steps at most there (each one evaluation with gradient, a halving another)
+WIDE_RADIUS = 1e-2  # the radius where the answer is not anchored (module doc, `fast.py`)
+WIDE_STEPS = 50  # steps at most there (one evaluation with gradient each)
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def polish(
     size = torch.full_like(start, FIRST_STEP)  # K 2, every parameter's own step
     previous = torch.zeros_like(start)  # K 2, the signs of the last step (0: waited)
     shrink, grow = STEP_FACTORS
-    for _ in range(max_steps):
+    for step in range(max_steps):
         on_step()
         signs = terms.gradient.to(start.dtype).sign()
         agreement = signs * previous
@@ -262,7 +262,7 @@ def polish(
         signs = torch.where(agreement < 0, 0.0, signs)  # flipped: wait one step
         current = start + (current - size * signs - start).clamp(-radius, radius)
         previous = signs
-        terms = evaluate(current[:, 0], current[:, 1], True)
+        terms = evaluate(current[:, 0], current[:, 1], step + 1 < max_steps)  # no gradient after the last
         if terms.value < best_value:  # also refuses NaN
             best, best_value = current, terms.value
     return best[:, 0], best[:, 1], best_value
